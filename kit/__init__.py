@@ -1,0 +1,12 @@
+"""Edge Lab: an interactive textbook and lab kit on edge computing architecture.
+
+The layers (see DESIGN.md), each a sub-package, lowest first:
+
+- ``kit.runtime``  the edge runtime API learners program against
+- ``kit.services`` small aiohttp services that run on world hosts
+- ``kit.net``      the emulated world on Mininet
+- ``kit.load``     Locust load tests, run as subprocesses
+- ``kit.nb``       notebook helpers: plots, widgets, checks
+
+No layer imports a layer above it.
+"""

@@ -1,0 +1,211 @@
+"""A userspace delay line: delay, jitter and loss for kernels without ``sch_netem``.
+
+Run as a process (standard library only) inside the world's hidden node, a
+network namespace with no IP address. Each emulated link A--B is built as two
+veth pairs, A--[aN  bN]--B, whose middle ends aN and bN sit in the hidden node.
+This process reads every frame arriving on any middle end and writes it out of
+the opposite end once the link's delay has passed::
+
+    A ──veth── aN ┐                     ┌ bN ──veth── B
+                  └─ read ─ wait delay ─ write ┘
+
+Design points (measured on kernels without netem, see DESIGN.md):
+
+- One AF_PACKET socket, not bound to an interface, receives from all middle ends
+  at once; the interface a frame came in on picks its link and direction.
+  ``PACKET_IGNORE_OUTGOING`` keeps our own writes from being read back.
+- ``PACKET_VNET_HDR``: the 10-byte virtio header is read with each frame and
+  written back unchanged, so GSO super-frames (up to 64 KB) and frames whose
+  checksum the sender left to offload survive the trip. Without it TCP silently
+  fails while ping still works.
+- One ``select()`` loop whose timeout is the earliest due frame, with the
+  process's timer slack set to 1 ns (asyncio's epoll rounds timeouts to whole
+  milliseconds: too coarse). Frames wait in one heap ordered by (due time,
+  arrival number); within a direction due times are clamped never to go
+  backwards, so jitter never reorders frames (netem's jitter does reorder).
+- Each direction holds at most ``LIMIT`` frames (netem's default limit); more
+  are dropped, as a full router queue would.
+- Timing is corrected for the loop's own lateness: the process keeps a running
+  average of how late frames leave and sends that much earlier.
+- The line dies with its world: ``PR_SET_PDEATHSIG`` kills it when its owner
+  dies, it exits when its standard input closes, and when its interfaces vanish.
+
+Protocol on standard input, one JSON object per line. The first line configures
+the links; later lines change a direction or ask for statistics::
+
+    {"links": {"0": {"a": "a0", "b": "b0", "ab": {"delay_ms": 75}, "ba": {...}}},
+     "seed": 1}
+    {"set": "0", "dir": "ab", "delay_ms": 100, "jitter_ms": 5, "loss_pct": 1}
+    {"stats": true}
+
+Standard output answers with one JSON line each: ``{"ready": true}`` once the
+socket is open, then one line per ``stats`` request.
+"""
+
+import ctypes
+import errno
+import heapq
+import json
+import os
+import random
+import select
+import socket
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_VNET_HDR = 15
+PACKET_IGNORE_OUTGOING = 23
+PACKET_OUTGOING = 4
+SO_RCVBUFFORCE = 33
+SO_SNDBUFFORCE = 32
+PR_SET_PDEATHSIG = 1
+PR_SET_TIMERSLACK = 29
+SIGKILL = 9
+
+LIMIT = 1000  # frames queued per direction, as netem's default limit
+FRAME_MAX = 65536 + 64  # a GSO super-frame plus headers
+BATCH = 64  # frames read per wake-up before due frames are sent
+GAIN = 0.05  # how fast the lateness correction adapts
+MAX_EARLY = 0.002  # never send more than 2 ms early
+
+
+class Direction:
+    """One direction of one link: where its frames go and how they are treated."""
+
+    __slots__ = ("out", "delay", "jitter", "loss", "last_due", "queued", "sent", "dropped")
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+        self.delay = self.jitter = self.loss = 0.0
+        self.last_due = 0.0
+        self.queued = self.sent = self.dropped = 0
+
+    def configure(self, p: dict) -> None:
+        self.delay = float(p.get("delay_ms", self.delay * 1e3)) / 1e3
+        self.jitter = float(p.get("jitter_ms", self.jitter * 1e3)) / 1e3
+        self.loss = float(p.get("loss_pct", self.loss * 100)) / 100
+
+
+def die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the owner died before we could ask
+        sys.exit(0)
+
+
+def open_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 32 << 20)
+    sock.setblocking(False)
+    return sock
+
+
+def main() -> None:
+    die_with_parent()
+    config = json.loads(sys.stdin.readline())
+    rng = random.Random(config.get("seed"))
+    directions: dict[str, Direction] = {}  # keyed by the interface frames arrive on
+    by_link: dict[tuple[str, str], Direction] = {}
+    for lid, link in config["links"].items():
+        for src, dst, key in ((link["a"], link["b"], "ab"), (link["b"], link["a"], "ba")):
+            d = Direction(dst)
+            d.configure(link.get(key, {}))
+            directions[src] = d
+            by_link[(lid, key)] = d
+
+    sock = open_socket()
+    stdin = sys.stdin.fileno()
+    os.set_blocking(stdin, False)
+    out = sys.stdout
+    out.write('{"ready": true}\n')
+    out.flush()
+
+    heap: list = []  # (due, seq, direction, proto, frame)
+    seq = 0
+    lateness = 0.0  # how much earlier than due we start sending, in s
+    late_max = 0.0
+    pending = b""
+    fds = [sock, stdin]
+    monotonic = time.monotonic
+
+    while True:
+        # Send every frame that is due (allowing for our usual lateness).
+        now = monotonic()
+        while heap and heap[0][0] <= now + lateness:
+            due, _, d, proto, frame = heapq.heappop(heap)
+            d.queued -= 1
+            try:
+                sock.sendto(frame, (d.out, proto))
+                d.sent += 1
+            except OSError as e:
+                d.dropped += 1
+                if e.errno in (errno.ENXIO, errno.ENODEV):  # the world is gone
+                    return
+            # An integral controller: leaving late makes us start earlier next time.
+            late = monotonic() - due
+            lateness = min(max(lateness + GAIN * late, 0.0), MAX_EARLY)
+            late_max = max(late_max, late)
+            now = monotonic()
+
+        timeout = max(0.0, heap[0][0] - lateness - now) if heap else None
+        readable, _, _ = select.select(fds, [], [], timeout)
+
+        if stdin in readable:
+            chunk = os.read(stdin, 65536)
+            if not chunk:  # the owner closed our input: stop
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                msg = json.loads(line)
+                if "set" in msg:
+                    by_link[(str(msg["set"]), msg["dir"])].configure(msg)
+                if msg.get("stats"):
+                    stats = {
+                        f"{lid}:{key}": [d.sent, d.dropped, d.queued]
+                        for (lid, key), d in by_link.items()
+                    }
+                    out.write(
+                        json.dumps(
+                            {"links": stats, "lateness_ms": lateness * 1e3, "late_max_ms": late_max * 1e3}
+                        )
+                        + "\n"
+                    )
+                    out.flush()
+
+        if sock in readable:
+            for _ in range(BATCH):
+                try:
+                    frame, addr = sock.recvfrom(FRAME_MAX)
+                except BlockingIOError:
+                    break
+                d = directions.get(addr[0])
+                if d is None or addr[2] == PACKET_OUTGOING:
+                    continue
+                if d.loss and rng.random() < d.loss:
+                    d.dropped += 1
+                    continue
+                if d.queued >= LIMIT:
+                    d.dropped += 1
+                    continue
+                delay = d.delay + (rng.uniform(-d.jitter, d.jitter) if d.jitter else 0.0)
+                due = max(monotonic() + max(delay, 0.0), d.last_due)
+                d.last_due = due
+                d.queued += 1
+                seq += 1
+                heapq.heappush(heap, (due, seq, d, addr[1], frame))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        pass

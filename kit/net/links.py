@@ -1,0 +1,152 @@
+"""Link emulation: one API, two mechanisms, chosen once per machine.
+
+Every link of a world has ``LinkParams`` (TCLink's meaning: ``delay_ms`` and
+``jitter_ms`` and ``loss_pct`` per direction, ``bw_mbit``). Two mechanisms
+apply them:
+
+``netem``
+    The kernel's ``sch_netem`` qdisc on both ends of a direct veth pair, under an
+    HTB class when the link has a bandwidth: what Mininet's TCLink does.
+
+``delayline``
+    For kernels without ``sch_netem`` (WSL2, minimal cloud and CI kernels), which
+    cannot load it. The link becomes A--[aN bN]--B through a hidden node, and one
+    process per world (``kit/net/delayline.py``) delays, jitters and drops frames
+    between aN and bN. Bandwidth still uses HTB on A's and B's interfaces, which
+    every kernel here has.
+
+``probe()`` tries netem once in a throwaway namespace (``unshare --net``: nothing
+is left behind) and caches the answer; ``EDGELAB_LINKS=netem|delayline``
+overrides it. ``doctor`` prints what was chosen and why.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kit.net.topology import LinkParams
+
+MECHANISMS = ("netem", "delayline")
+DELAYLINE_SCRIPT = Path(__file__).with_name("delayline.py")
+
+
+@dataclass(frozen=True)
+class Choice:
+    mechanism: str
+    why: str
+
+
+@functools.cache
+def netem_available() -> tuple[bool, str]:
+    """Can this kernel run netem? (answer, the kernel's words when it cannot)."""
+    try:
+        r = subprocess.run(
+            ["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    return r.returncode == 0, (r.stderr or r.stdout).strip()
+
+
+def probe(forced: str | None = None) -> Choice:
+    """Pick the link mechanism: ``forced``, else ``$EDGELAB_LINKS``, else what the kernel has."""
+    source = "asked for" if forced else "set by EDGELAB_LINKS"
+    forced = forced or os.environ.get("EDGELAB_LINKS", "").strip()
+    ok, said = netem_available()
+    if forced:
+        if forced not in MECHANISMS:
+            raise ValueError(f"link mechanism {forced!r}: choose one of {', '.join(MECHANISMS)}")
+        if forced == "netem" and not ok:
+            raise RuntimeError(f"netem was {source}, but this kernel has no netem: {said}")
+        return Choice(forced, source)
+    if ok:
+        return Choice("netem", "the kernel has sch_netem")
+    return Choice("delayline", f"the kernel has no sch_netem ({said or 'tc failed'})")
+
+
+def tc_commands(intf: str, p: LinkParams, netem: bool) -> list[str]:
+    """Shell commands that give one interface its egress bandwidth (and netem).
+
+    Starts from a clean slate, so calling it again changes a running link.
+    """
+    cmds = [f"tc qdisc del dev {intf} root 2>/dev/null"]
+    parent = "root"
+    if p.bw_mbit:
+        cmds += [
+            f"tc qdisc add dev {intf} root handle 5: htb default 1",
+            f"tc class add dev {intf} parent 5: classid 5:1 htb rate {p.bw_mbit}mbit burst 15k",
+        ]
+        parent = "parent 5:1"
+    if netem and (p.delay_ms or p.jitter_ms or p.loss_pct):
+        spec = f"delay {p.delay_ms}ms"
+        if p.jitter_ms:
+            spec += f" {p.jitter_ms}ms"
+        if p.loss_pct:
+            spec += f" loss {p.loss_pct}%"
+        cmds.append(f"tc qdisc add dev {intf} {parent} handle 10: netem {spec}")
+    return cmds
+
+
+def _direction(p: LinkParams) -> dict[str, float]:
+    return {"delay_ms": p.delay_ms, "jitter_ms": p.jitter_ms, "loss_pct": p.loss_pct}
+
+
+class DelayLine:
+    """The one delay-line process of a world, driven through its standard input."""
+
+    def __init__(self, node: Any, links: dict[str, LinkParams], seed: int = 1) -> None:
+        """Start the process in ``node`` (the hidden node) for links aN/bN, N in ``links``."""
+        config = {
+            "links": {
+                lid: {"a": f"a{lid}", "b": f"b{lid}", "ab": _direction(p), "ba": _direction(p)}
+                for lid, p in links.items()
+            },
+            "seed": seed,
+        }
+        self.proc = node.popen(
+            [sys.executable, str(DELAYLINE_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._send(config)
+        ready = self.proc.stdout.readline()
+        if '"ready"' not in ready:
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            raise RuntimeError(f"the delay line did not start: {ready.strip()} {err.strip()}")
+
+    def _send(self, msg: dict) -> None:
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+
+    def set(self, lid: str, p: LinkParams, direction: str = "both") -> None:
+        """Change delay, jitter and loss of one link (``ab``, ``ba`` or ``both`` ways)."""
+        for d in ("ab", "ba") if direction == "both" else (direction,):
+            self._send({"set": lid, "dir": d, **_direction(p)})
+
+    def stats(self) -> dict:
+        """Frames sent, dropped and queued per link direction, and the timing correction."""
+        self._send({"stats": True})
+        return json.loads(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None and not self.proc.stdin.closed:
+            self.proc.stdin.close()  # the line exits when its input closes
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()

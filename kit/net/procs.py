@@ -1,0 +1,111 @@
+"""Processes on world hosts: start with a health check, read the log, restart, stop.
+
+A ``Service`` is one long-running program on one host, typically
+``python -m kit.services.NAME``. It is started with the interpreter's absolute
+path (host shells inherit the notebook kernel's PATH, which may not be the
+venv's), its output goes to a log file in the world's scratch folder (readable
+from a notebook with ``service.log()``), and it counts as started only when its
+health URL answers. A service that exits or stays unhealthy raises
+``ServiceError`` carrying the end of its log, so the learner sees the reason.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+
+class ServiceError(RuntimeError):
+    """A service that did not start, or died; the message ends with its log."""
+
+
+def http_ok(host: Any, url: str) -> bool:
+    """True when ``url`` answers 2xx from inside ``host``'s namespace."""
+    r = subprocess.run(
+        ["mnexec", "-a", str(host.pid), "curl", "-sf", "-o", "/dev/null", "-m", "1", url],
+        capture_output=True,
+    )
+    return r.returncode == 0
+
+
+class Service:
+    """One supervised process on a world host (see the module docstring)."""
+
+    def __init__(
+        self,
+        world: Any,
+        host: str,
+        name: str,
+        argv: list[str],
+        health_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.world, self.host, self.name = world, host, name
+        self.argv, self.health_url, self.env = argv, health_url, env or {}
+        self.log_path = Path(world.record.scratch) / f"{host}.{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 15.0) -> Service:
+        """Start the process and wait until its health URL answers."""
+        node = self.world.net.get(self.host)
+        with open(self.log_path, "ab") as log:
+            self.proc = node.popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(Path(__file__).resolve().parents[2]),
+                env=self.env,
+            )
+        self.world.record.add_process(self.proc.pid, f"{self.name} on {self.host}")
+        deadline = time.monotonic() + timeout
+        while self.health_url:
+            if self.proc.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} on {self.host} exited with status {self.proc.returncode} "
+                    f"while starting. Its log ends:\n{self.log(tail=20)}"
+                )
+            if http_ok(node, self.health_url):
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServiceError(
+                    f"{self.name} on {self.host} did not answer {self.health_url} within "
+                    f"{timeout:.0f} s. Its log ends:\n{self.log(tail=20)}"
+                )
+            time.sleep(0.05)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self, tail: int | None = None) -> str:
+        """The service's output so far (its last ``tail`` lines if given)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-tail:]) if tail else text
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """SIGTERM, then SIGKILL if it does not go in time."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self, timeout: float = 15.0) -> Service:
+        self.stop()
+        return self.start(timeout)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Service {self.name} on {self.host}: {state}>"

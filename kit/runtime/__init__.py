@@ -1,0 +1,34 @@
+"""The edge runtime: what learners' edge handlers are written against.
+
+    from kit.runtime import Response, deploy
+
+    async def fetch(request, env, ctx):
+        if request.geo.country == "DE":
+            return Response.redirect("https://de.example.com", 302)
+        return await env.origin.fetch(request)
+
+    deploy(fetch, pops)
+
+Modules: `http` (Request, Response, Geo), `bindings` (Env, Context),
+`matcher` (Next.js-style path patterns), `loader` (compile a handler, report
+errors with line numbers), `deploy` (ship a handler to PoPs from a notebook).
+The PoP that runs handlers is `kit.services.pop`.
+"""
+
+from kit.runtime.bindings import Context, Env
+from kit.runtime.deploy import Deployed, DeployError, deploy, undeploy
+from kit.runtime.http import Geo, Request, Response
+from kit.runtime.matcher import Matcher
+
+__all__ = [
+    "Context",
+    "DeployError",
+    "Deployed",
+    "Env",
+    "Geo",
+    "Matcher",
+    "Request",
+    "Response",
+    "deploy",
+    "undeploy",
+]

@@ -1,0 +1,170 @@
+"""Deploying a handler from a notebook to one, several or all PoPs.
+
+    from kit.runtime import deploy, Response
+
+    async def fetch(request, env, ctx):
+        if request.geo.country == "DE":
+            return Response.redirect("https://de.example.com", 302)
+        return await env.origin.fetch(request)
+
+    deploy(fetch, pops)          # pops: a URL, a list of URLs, or {name: URL}
+
+`deploy` ships source code, not a pickled function: it takes a function (its
+source is read with `inspect.getsource`, which works for notebook cells), a list
+of functions (helpers first), a module, or a source string.
+
+A deploy is all-or-nothing across the PoPs, in two phases: every PoP first
+loads the handler next to the one it is serving (this is the cold start we
+measure); only if all of them loaded it does each PoP switch to it. If any PoP
+fails to load it, none switches, and `DeployError` says where and why.
+
+It uses blocking HTTP from the standard library on purpose: a notebook already
+runs an event loop, and a plain call is the easiest thing to use from a cell.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import textwrap
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+Code = str | Callable[..., Any] | ModuleType | Iterable[Callable[..., Any]]
+Pops = str | Iterable[str] | Mapping[str, str]
+
+
+class DeployError(Exception):
+    """A deploy that did not happen. The message names each PoP, line and reason."""
+
+    def __init__(self, message: str, failures: dict[str, dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.failures = failures  # pop name -> {"reason", "line", "text", "trace"}
+        first = next(iter(failures.values()), {})
+        self.line: int | None = first.get("line")
+        self.reason: str = first.get("reason", message)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """One PoP now serving the handler."""
+
+    pop: str
+    url: str
+    version: int
+    kind: str
+    cold_start_ms: float
+
+
+def handler_source(code: Code) -> str:
+    """The Python source to ship for a function, functions, module or string."""
+    if isinstance(code, str):
+        return textwrap.dedent(code)
+    if isinstance(code, ModuleType):
+        return inspect.getsource(code)
+    functions = [code] if callable(code) else list(code)
+    source = "\n\n".join(textwrap.dedent(inspect.getsource(f)) for f in functions)
+    entry = functions[-1]
+    if entry.__name__ not in ("fetch", "middleware"):
+        # A function named e.g. `geo_redirect`: its arity says which form it is.
+        kind = "middleware" if len(inspect.signature(entry).parameters) == 4 else "fetch"
+        source += f"\n\n{kind} = {entry.__name__}\n"
+    return source
+
+
+def _pop_urls(pops: Pops) -> dict[str, str]:
+    if isinstance(pops, str):
+        pops = [pops]
+    if isinstance(pops, Mapping):
+        return {name: url.rstrip("/") for name, url in pops.items()}
+    return {url.rstrip("/"): url.rstrip("/") for url in pops}
+
+
+def _call(url: str, method: str, payload: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            return json.loads(error.read())
+        except ValueError:
+            return {"ok": False, "error": {"reason": f"HTTP {error.code} from {url}"}}
+    except (OSError, ValueError) as error:
+        return {"ok": False, "error": {"reason": f"cannot reach {url}: {error}"}}
+
+
+def _on_all(pops: dict[str, str], call: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    with ThreadPoolExecutor(max_workers=min(16, len(pops)) or 1) as pool:
+        results = pool.map(call, pops.values())
+        return dict(zip(pops, results, strict=True))
+
+
+def _describe(failures: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for pop, error in failures.items():
+        where = f"line {error['line']}: " if error.get("line") else ""
+        text = f"\n    {error['text'].strip()}" if (error.get("text") or "").strip() else ""
+        lines.append(f"{pop}: {where}{error.get('reason')}{text}")
+    return "deploy failed, every PoP keeps its previous handler\n" + "\n".join(lines)
+
+
+def deploy(
+    code: Code,
+    pops: Pops,
+    *,
+    config: dict[str, Any] | None = None,
+    matcher: str | list[str] | None = None,
+    timeout_s: float | None = None,
+    http_timeout_s: float = 30.0,
+) -> list[Deployed]:
+    """Load `code` on every PoP in `pops`, then switch all of them to it.
+
+    config: becomes `env.config` in the handler.
+    matcher: path patterns the handler runs for (else `config["matcher"]` in the source).
+    timeout_s: per-request time limit (default: the PoP's `--handler-timeout`).
+    Returns one `Deployed` per PoP with its cold start in ms; raises DeployError.
+    """
+    source = handler_source(code)
+    if matcher is not None:
+        source += f"\n\nconfig = {{'matcher': {matcher!r}}}\n"
+    urls = _pop_urls(pops)
+    if not urls:
+        raise ValueError("deploy needs at least one PoP URL")
+    body = {"source": source, "config": config or {}, "timeout_s": timeout_s, "activate": False}
+    staged = _on_all(urls, lambda url: _call(f"{url}/_kit/deploy", "POST", body, http_timeout_s))
+    failures = {pop: r.get("error", {}) for pop, r in staged.items() if not r.get("ok")}
+    if failures:
+        for pop, result in staged.items():
+            if result.get("ok"):  # withdraw what the others staged
+                _call(f"{urls[pop]}/_kit/deploy/staged", "DELETE", None, http_timeout_s)
+        raise DeployError(_describe(failures), failures)
+
+    def activate(url: str) -> dict[str, Any]:
+        token = next(r["token"] for p, r in staged.items() if urls[p] == url)
+        return _call(f"{url}/_kit/deploy/activate", "POST", {"token": token}, http_timeout_s)
+
+    active = _on_all(urls, activate)
+    failures = {pop: r.get("error", {}) for pop, r in active.items() if not r.get("ok")}
+    if failures:
+        raise DeployError("deploy activated on some PoPs only:\n" + _describe(failures), failures)
+    return [
+        Deployed(pop, urls[pop], r["version"], r["kind"], staged[pop]["cold_start_ms"])
+        for pop, r in active.items()
+    ]
+
+
+def undeploy(pops: Pops, http_timeout_s: float = 30.0) -> None:
+    """Remove the handler: the PoPs go back to being plain caching proxies."""
+    urls = _pop_urls(pops)
+    results = _on_all(urls, lambda url: _call(f"{url}/_kit/deploy", "DELETE", None, http_timeout_s))
+    failures = {pop: r.get("error", {}) for pop, r in results.items() if not r.get("ok")}
+    if failures:
+        raise DeployError(_describe(failures), failures)

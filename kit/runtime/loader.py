@@ -1,0 +1,145 @@
+"""Loading handler source into something a PoP can run.
+
+A handler is a small Python module. It defines exactly one of
+
+    async def fetch(request, env, ctx) -> Response              # Workers style
+    async def middleware(request, env, ctx, next) -> Response   # Next.js style
+
+and optionally `config = {"matcher": ["/api/:path*"]}` to limit which paths it
+sees (see `matcher.py`). In the middleware form, `await next()` (or
+`await next(changed_request)`) continues to the PoP's cache and the origin.
+
+The module starts with the names of `kit.runtime` already imported (`Response`,
+`Request`, `Geo`, ...), so a function copied from a notebook cell runs as is.
+
+`load_handler` compiles and runs the module once. Anything that goes wrong
+(a syntax error, an exception at import, a missing or non-async entry point)
+becomes a `LoadError` carrying the line number and the reason; the caller then
+keeps serving whatever handler it had before. The time this takes is the
+handler's cold start.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kit.runtime.matcher import Matcher
+
+FILENAME = "handler.py"
+
+
+class LoadError(Exception):
+    """A handler that could not be loaded: where (line) and why (reason)."""
+
+    def __init__(self, reason: str, line: int | None = None, text: str = "", trace: str = ""):
+        self.reason, self.line, self.text, self.trace = reason, line, text, trace
+        where = f"line {line}: " if line else ""
+        shown = f"\n    {text.strip()}" if text.strip() else ""
+        super().__init__(f"{where}{reason}{shown}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "line": self.line, "text": self.text, "trace": self.trace}
+
+
+@dataclass
+class Handler:
+    """A loaded handler, ready to be called by a PoP."""
+
+    kind: str  # "fetch" or "middleware"
+    function: Callable[..., Any]
+    matcher: Matcher | None
+    source: str
+    cold_start_ms: float
+    namespace: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def matches(self, path: str) -> dict[str, str] | None:
+        """The matcher's params for this path, or None if the handler should not run."""
+        return self.matcher.match(path) if self.matcher else {}
+
+
+def _source_line(source: str, line: int | None) -> str:
+    lines = source.splitlines()
+    return lines[line - 1] if line and 0 < line <= len(lines) else ""
+
+
+def _handler_line(error: BaseException) -> int | None:
+    """The deepest line of the handler's own file in an exception's traceback."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == FILENAME]
+    return frames[-1].lineno if frames else None
+
+
+def handler_error_line(error: BaseException) -> int | None:
+    """Where in the handler a request-time exception was raised (for 5xx bodies)."""
+    return _handler_line(error)
+
+
+def _runtime_names() -> dict[str, Any]:
+    import kit.runtime as runtime
+
+    return {name: getattr(runtime, name) for name in runtime.__all__}
+
+
+def load_handler(source: str) -> Handler:
+    """Compile and run a handler module; raise LoadError if it cannot serve."""
+    started = time.perf_counter()
+    try:
+        code = compile(source, FILENAME, "exec")
+    except SyntaxError as error:
+        reason = f"SyntaxError: {error.msg}"
+        raise LoadError(reason, error.lineno, error.text or "") from None
+    namespace: dict[str, Any] = {"__name__": "handler", **_runtime_names()}
+    try:
+        exec(code, namespace)
+    except Exception as error:
+        line = _handler_line(error)
+        trace = "".join(traceback.format_exception(error))
+        reason = f"{type(error).__name__} at load: {error}"
+        raise LoadError(reason, line, _source_line(source, line), trace) from None
+    return Handler(
+        *_entry_point(namespace, source),
+        matcher=_matcher(namespace, source),
+        source=source,
+        cold_start_ms=(time.perf_counter() - started) * 1000,
+        namespace=namespace,
+    )
+
+
+def _entry_point(namespace: dict[str, Any], source: str) -> tuple[str, Callable[..., Any]]:
+    found = [kind for kind in ("fetch", "middleware") if callable(namespace.get(kind))]
+    if len(found) != 1:
+        problem = "defines both" if found else "defines neither"
+        raise LoadError(f"the handler {problem} `async def fetch` and `async def middleware`")
+    kind = found[0]
+    function = namespace[kind]
+    line = getattr(getattr(function, "__code__", None), "co_firstlineno", None)
+    if not inspect.iscoroutinefunction(function):
+        raise LoadError(
+            f"`{kind}` must be defined with `async def`", line, _source_line(source, line)
+        )
+    wanted = 3 if kind == "fetch" else 4
+    try:
+        inspect.signature(function).bind(*range(wanted))
+    except TypeError:
+        shape = "(request, env, ctx)" if kind == "fetch" else "(request, env, ctx, next)"
+        reason = f"`{kind}` must take {wanted} arguments {shape}"
+        raise LoadError(reason, line, _source_line(source, line)) from None
+    return kind, function
+
+
+def _matcher(namespace: dict[str, Any], source: str) -> Matcher | None:
+    config = namespace.get("config")
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        raise LoadError("`config` must be a dict such as {'matcher': ['/api/:path*']}")
+    if "matcher" not in config:
+        return None
+    try:
+        return Matcher(config["matcher"])
+    except (TypeError, ValueError) as error:
+        raise LoadError(f"bad config['matcher']: {error}") from None

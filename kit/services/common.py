@@ -1,0 +1,216 @@
+"""What every service shares: CLI, health, metrics, logs, limits and errors.
+
+- `parser(name)`: argparse with `--host`, `--port`, `--max-body-kb`,
+  `--log-sample`; each service adds its own options.
+- `Metrics`: counters and a latency histogram, served as JSON at
+  `GET /_kit/metrics` (`POST /_kit/metrics/reset` zeroes them).
+- `GET /_kit/health`: `{"status": "ok", "service": NAME, ...}`.
+- `Log`: one JSON object per line on stdout. Successful requests are logged at
+  `--log-sample` (a fraction; a log line per cached hit would cost more than
+  serving the hit), errors always.
+- `make_app`: an aiohttp app with body/header limits and a middleware that
+  times requests and turns bad input into a 4xx with a reason, and any other
+  exception into a JSON 500 (the traceback goes to the log, not the client).
+- `serve(app, args)`: run it; prints `{"event": "listening", "port": N}` first,
+  so `--port 0` (any free port) can be used by tests and the world layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import sys
+import time
+import traceback
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+MAX_HEADER_BYTES = 8190  # per header line, as nginx's large_client_header_buffers
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def parser(service: str, description: str) -> argparse.ArgumentParser:
+    """The command line every service starts from."""
+    cli = argparse.ArgumentParser(prog=f"python -m kit.services.{service}", description=description)
+    cli.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    cli.add_argument("--port", type=int, default=8080, help="port (0 = any free port)")
+    cli.add_argument("--max-body-kb", type=int, default=1024, help="largest request body")
+    cli.add_argument(
+        "--log-sample",
+        type=float,
+        default=0.01,
+        help="fraction of successful requests to log (errors are always logged)",
+    )
+    return cli
+
+
+class Log:
+    """Structured logs: one JSON object per line on stdout."""
+
+    def __init__(self, service: str, **fields: Any) -> None:
+        self.fields = {"service": service, **fields}
+
+    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        record = {"ts": round(time.time(), 3), "level": level, "event": event}
+        line = json.dumps({**record, **self.fields, **fields}, default=str)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class Metrics:
+    """Counters and a latency histogram; `snapshot()` is what /_kit/metrics returns."""
+
+    def __init__(self, service: str, **info: Any) -> None:
+        self.service, self.info = service, info
+        self.reset()
+
+    def reset(self) -> None:
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("requests", "bytes_in", "bytes_out", "errors_4xx", "errors_5xx"), 0
+        )
+        self.cache = dict.fromkeys(("hit", "miss", "stale", "revalidated", "bypass"), 0)
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        self.latency_sum_ms = 0.0
+        self.started = time.time()
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    def observe(self, latency_ms: float) -> None:
+        self.latency_counts[bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
+        self.latency_sum_ms += latency_ms
+
+    def snapshot(self) -> dict[str, Any]:
+        buckets = [str(b) for b in LATENCY_BUCKETS_MS] + ["+Inf"]
+        return {
+            "service": self.service,
+            **self.info,
+            **self.counters,
+            "cache": dict(self.cache),
+            "latency_ms": {
+                "buckets": dict(zip(buckets, self.latency_counts, strict=True)),
+                "count": sum(self.latency_counts),
+                "sum": round(self.latency_sum_ms, 3),
+            },
+            "since": self.started,
+        }
+
+
+def json_error(status: int, reason: str, **extra: Any) -> web.Response:
+    """An error response a person can read: `{"error": reason}`."""
+    return web.json_response({"error": reason, **extra}, status=status)
+
+
+def make_app(
+    service: str, args: argparse.Namespace, metrics: Metrics, log: Log, **health: Any
+) -> web.Application:
+    """An aiohttp app with the shared middleware, health and metrics routes."""
+    sample = args.log_sample
+
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/_kit/"):
+            return await _guarded(request, handler, log)
+        started = time.perf_counter()
+        response = await _guarded(request, handler, log)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        metrics.counters["requests"] += 1
+        metrics.observe(elapsed_ms)
+        size = request.content_length
+        if size:
+            metrics.counters["bytes_in"] += size
+        metrics.counters["bytes_out"] += _bytes_out(response)
+        status = response.status
+        if status >= 400:
+            metrics.counters["errors_5xx" if status >= 500 else "errors_4xx"] += 1
+        if status >= 400 or (sample and random.random() < sample):
+            log(
+                "request",
+                "warning" if status >= 400 else "info",
+                method=request.method,
+                path=request.path_qs,
+                status=status,
+                ms=round(elapsed_ms, 2),
+                client=request.remote,
+                cache=response.headers.get("x-cache"),
+            )
+        return response
+
+    app = web.Application(middlewares=[observe], client_max_size=args.max_body_kb * 1024)
+
+    async def health_route(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": service, **health})
+
+    async def metrics_route(request: web.Request) -> web.Response:
+        return web.json_response(metrics.snapshot())
+
+    async def reset_route(request: web.Request) -> web.Response:
+        metrics.reset()
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/_kit/health", health_route)
+    app.router.add_get("/_kit/metrics", metrics_route)
+    app.router.add_post("/_kit/metrics/reset", reset_route)
+    return app
+
+
+def _bytes_out(response: web.StreamResponse) -> int:
+    """Body bytes sent (a streamed response) or about to be sent (a plain one)."""
+    if response.body_length:
+        return response.body_length
+    body = getattr(response, "body", None)
+    return len(body) if isinstance(body, bytes) else 0
+
+
+async def _guarded(request: web.Request, handler: Handler, log: Log) -> web.StreamResponse:
+    """Run a route; bad input becomes a 4xx with a reason, a bug a JSON 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status >= 400 and not error.text:
+            return json_error(error.status, error.reason)
+        if error.status == 413:
+            return json_error(413, f"request body larger than {request.app._client_max_size} bytes")
+        return error
+    except (ValueError, UnicodeDecodeError) as error:  # bad JSON, bad numbers, bad bytes
+        return json_error(400, f"bad request: {error}")
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        log("error", "error", path=request.path_qs, trace=traceback.format_exc())
+        return json_error(500, f"internal error: {type(error).__name__}: {error}")
+
+
+async def _run(app: web.Application, args: argparse.Namespace, log: Log) -> None:
+    runner = web.AppRunner(
+        app,
+        access_log=None,  # the middleware logs (sampled); aiohttp's logger per request is slow
+        max_line_size=MAX_HEADER_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, backlog=1024, reuse_address=True)
+    await site.start()
+    server = site._server
+    port = server.sockets[0].getsockname()[1] if server and server.sockets else args.port
+    stop = asyncio.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signal_number, stop.set)
+    log("listening", host=args.host, port=port)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def serve(app: web.Application, args: argparse.Namespace, log: Log) -> None:
+    """Run the app until SIGINT or SIGTERM, then close connections and exit."""
+    asyncio.run(_run(app, args, log))
+    log("stopped")

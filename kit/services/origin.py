@@ -1,0 +1,217 @@
+"""The origin: the slow, far-away server that the edge is there to protect.
+
+    python -m kit.services.origin --port 8000 [--think-ms 20] [--config FILE]
+
+What it serves (GET/HEAD; deterministic unless said otherwise):
+
+    /                     an HTML home page
+    /page/NAME            an HTML page
+    /api/items/ID         a JSON item
+    /api/time             JSON with the current time (changes every call)
+    /api/echo             JSON describing the request (any method: headers, body size)
+    /api/ANYTHING         JSON naming the path
+    /static/SIZE.EXT      SIZE bytes: 1k, 10k, 100k, 1m or a number; EXT bin is
+                          incompressible, txt/html/css/js/json compress well
+
+Every 200 carries a strong ETag (a hash of the body); a request whose
+If-None-Match matches gets 304 Not Modified (RFC 9110 §13.1.2).
+
+Default Cache-Control: static `public, max-age=86400`, pages
+`public, max-age=60`, API `no-store`. A lab changes behaviour in one place,
+`POST /_kit/config` (or `--config FILE` at start) with JSON such as
+
+    {"think_ms": 20,              # added to every response
+     "version": "v2",             # changes pages and API bodies (so their ETags)
+     "rules": [                   # first matching glob wins
+        {"match": "/api/*", "headers": {"Cache-Control": "max-age=30", "Vary": "Accept-Language"}},
+        {"match": "/page/slow", "think_ms": 500},
+        {"match": "/api/broken", "status": 503}]}
+
+A header set to null in a rule removes it (e.g. {"ETag": null}). POST merges the
+given keys into the config; `GET /_kit/config` shows it. `?think=MS` on any
+request overrides the think time for that request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fnmatch
+import hashlib
+import json
+import random
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+
+from kit.services.cache import etag_matches
+from kit.services.common import Log, Metrics, json_error, make_app, parser, serve
+
+MAX_ASSET_BYTES = 64 << 20
+TEXT_TYPES = {
+    "txt": "text/plain; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "css": "text/css",
+    "js": "application/javascript",
+    "json": "application/json",
+}
+WORDS = "edge cache origin latency request region replica stale fresh network pop user".split()
+
+
+def parse_size(text: str) -> int:
+    """'10k' -> 10240, '1m' -> 1048576, '512' -> 512."""
+    found = re.fullmatch(r"(\d+)([km]?)", text.lower())
+    if not found:
+        raise web.HTTPBadRequest(text=f"bad size {text!r}: use e.g. 1k, 10k, 100k, 1m or 512")
+    size = int(found[1]) * {"": 1, "k": 1024, "m": 1 << 20}[found[2]]
+    if size > MAX_ASSET_BYTES:
+        raise web.HTTPBadRequest(text=f"size {size} larger than {MAX_ASSET_BYTES}")
+    return size
+
+
+def asset_bytes(size: int, extension: str) -> bytes:
+    """Deterministic content: random bytes for .bin, repetitive words for text types."""
+    generator = random.Random(f"{size}.{extension}")
+    if extension == "bin":
+        return generator.randbytes(size)
+    text = " ".join(generator.choice(WORDS) for _ in range(size // 4 + 1))
+    return text.encode()[:size]
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+
+
+class Origin:
+    """The origin's state: its config and a cache of generated static bodies."""
+
+    def __init__(self, args: argparse.Namespace, log: Log, metrics: Metrics) -> None:
+        self.log, self.metrics = log, metrics
+        self.config: dict[str, Any] = {"think_ms": args.think_ms, "version": "v1", "rules": []}
+        if args.config:
+            with open(args.config) as file:
+                self.update(json.load(file))
+        self.assets: dict[tuple[int, str], tuple[bytes, str]] = {}
+
+    def update(self, changes: Any) -> None:
+        if not isinstance(changes, dict):
+            raise ValueError("config must be a JSON object")
+        for rule in changes.get("rules", []):
+            if not isinstance(rule, dict) or not isinstance(rule.get("match"), str):
+                raise ValueError(f'each rule needs a "match" glob, got {rule!r}')
+        unknown = set(changes) - {"think_ms", "version", "rules"}
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        self.config.update(changes)
+
+    def rule_for(self, path: str) -> dict[str, Any]:
+        return next((r for r in self.config["rules"] if fnmatch.fnmatchcase(path, r["match"])), {})
+
+    async def config_route(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            self.update(await request.json())
+            self.log("config", config=self.config)
+        return web.json_response(self.config)
+
+    def content(self, request: web.Request) -> tuple[bytes, str, str]:
+        """Body, content type and default Cache-Control for a path."""
+        path, version = request.path, self.config["version"]
+        if path.startswith("/static/"):
+            name, _, extension = path.removeprefix("/static/").partition(".")
+            if extension not in TEXT_TYPES and extension != "bin":
+                raise web.HTTPNotFound(text=f"no asset type .{extension}: use .bin or .txt")
+            size = parse_size(name)
+            if (size, extension) not in self.assets:
+                data = asset_bytes(size, extension)
+                kind = TEXT_TYPES.get(extension, "application/octet-stream")
+                self.assets[(size, extension)] = (data, kind)
+            data, kind = self.assets[(size, extension)]
+            return data, kind, "public, max-age=86400"
+        if path.startswith("/api/"):
+            data = self.api(request, path.removeprefix("/api/"), version)
+            return json.dumps(data).encode(), "application/json", "no-store"
+        if path == "/" or path.startswith("/page/"):
+            name = path.removeprefix("/page/") if path != "/" else "home"
+            return self.page(name, version).encode(), TEXT_TYPES["html"], "public, max-age=60"
+        raise web.HTTPNotFound(text=f"nothing at {path}")
+
+    def api(self, request: web.Request, name: str, version: str) -> dict[str, Any]:
+        if name == "time":
+            return {"now": time.time(), "version": version}
+        if name == "echo":
+            return {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "client": request.remote,
+            }
+        if name.startswith("items/"):
+            item = name.removeprefix("items/")
+            return {
+                "id": item,
+                "name": f"item {item}",
+                "price": len(item) * 7 % 100,
+                "version": version,
+            }
+        return {"path": request.path, "version": version}
+
+    def page(self, name: str, version: str) -> str:
+        words = random.Random(name).choices(WORDS, k=300)
+        links = "".join(f'<li><a href="/static/{s}.bin">{s} asset</a></li>' for s in ("1k", "10k"))
+        return (
+            f"<!doctype html><html><head><title>{name}</title>"
+            f'<link rel="stylesheet" href="/static/10k.css"></head>'
+            f"<body><h1>{name}</h1><p>version {version}</p><p>{' '.join(words)}</p>"
+            f"<ul>{links}</ul></body></html>"
+        )
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        rule = self.rule_for(request.path)
+        think_ms = request.query.get("think", rule.get("think_ms", self.config["think_ms"]))
+        try:
+            think_ms = float(think_ms)
+        except ValueError:
+            return json_error(400, f"think must be a number of milliseconds, got {think_ms!r}")
+        if think_ms > 0:
+            await asyncio.sleep(think_ms / 1000)
+        if "status" in rule:
+            return json_error(int(rule["status"]), f"origin configured to answer {rule['status']}")
+        if request.method not in ("GET", "HEAD") and request.path != "/api/echo":
+            return json_error(405, f"{request.method} not allowed here; POST goes to /api/echo")
+        if request.method == "POST":
+            await request.read()
+        body, content_type, cache_control = self.content(request)
+        headers = {"Content-Type": content_type, "Cache-Control": cache_control}
+        headers["ETag"] = etag_of(body)
+        for name, value in rule.get("headers", {}).items():
+            if value is None:
+                headers.pop(name, None)
+            else:
+                headers[name] = str(value)
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and "ETag" in headers and etag_matches(if_none_match, headers["ETag"]):
+            self.metrics.count("not_modified")
+            kept = ("ETag", "Cache-Control", "Vary", "Expires")
+            return web.Response(status=304, headers={k: v for k, v in headers.items() if k in kept})
+        return web.Response(body=body, headers=headers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli = parser("origin", "The origin server: pages, an API and static assets.")
+    cli.add_argument("--think-ms", type=float, default=0.0, help="server think time per request")
+    cli.add_argument("--config", help="JSON file with the initial /_kit/config")
+    args = cli.parse_args(argv)
+    log, metrics = Log("origin"), Metrics("origin")
+    metrics.counters["not_modified"] = 0
+    origin = Origin(args, log, metrics)
+    app = make_app("origin", args, metrics, log)
+    app.router.add_route("*", "/_kit/config", origin.config_route)
+    app.router.add_route("*", "/{tail:.*}", origin.serve)
+    serve(app, args, log)
+
+
+if __name__ == "__main__":
+    main()
