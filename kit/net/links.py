@@ -48,7 +48,19 @@ def netem_available() -> tuple[bool, str]:
     """Can this kernel run netem? (answer, the kernel's words when it cannot)."""
     try:
         r = subprocess.run(
-            ["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+            [
+                "unshare",
+                "--net",
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                "lo",
+                "root",
+                "netem",
+                "delay",
+                "1ms",
+            ],
             capture_output=True,
             text=True,
             timeout=10,

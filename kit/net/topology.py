@@ -235,9 +235,7 @@ def parse_world(data: dict) -> WorldSpec:
 
     def region_of(where: str, value: Any) -> str:
         if value not in regions:
-            raise WorldSpecError(
-                f"{where}: unknown region {value!r}; known: {', '.join(regions)}"
-            )
+            raise WorldSpecError(f"{where}: unknown region {value!r}; known: {', '.join(regions)}")
         return value
 
     backbone: list[Backbone] = []
@@ -250,7 +248,9 @@ def parse_world(data: dict) -> WorldSpec:
         _keys(where, link, {"a", "b"} | LINK_FIELDS, {"a", "b", "rtt_ms"})
         a, b = region_of(f"{where}.a", link["a"]), region_of(f"{where}.b", link["b"])
         if a == b:
-            raise WorldSpecError(f"{where}: a link joins two different regions, not {a!r} to itself")
+            raise WorldSpecError(
+                f"{where}: a link joins two different regions, not {a!r} to itself"
+            )
         if frozenset((a, b)) in seen:
             raise WorldSpecError(f"{where}: a second link between {a!r} and {b!r}")
         seen.add(frozenset((a, b)))

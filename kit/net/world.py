@@ -39,14 +39,17 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from mininet.link import Link
@@ -61,11 +64,26 @@ from kit.net.topology import LinkParams, WorldSpec, backbone_subnet, default_wor
 
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG, SIGKILL = 1, 9
+RTTPROBE = Path(__file__).with_name("rttprobe.py")
 
 
 def _die_with_owner() -> None:
     """Runs in each child before exec: die when the world's owner dies."""
     _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+
+
+def require_root() -> None:
+    """Worlds are network namespaces: they need Linux and root. Say so plainly."""
+    if not sys.platform.startswith("linux"):
+        raise WorldError(
+            "Edge Lab's worlds run on Linux only (network namespaces). On another system, "
+            "use the Vagrant VM: see README.md."
+        )
+    if os.geteuid() != 0:
+        raise WorldError(
+            "Edge Lab's worlds need root: Mininet creates network namespaces and links. "
+            "Start JupyterLab with `sudo make lab` (or use the Vagrant VM)."
+        )
 
 
 class WorldHost(Host):
@@ -134,6 +152,7 @@ class World:
         self._owner: dict[str, str] = {}  # link address -> node that has it
         self.graph: routing.Graph | None = None
         self.startup_s = 0.0
+        self._lock = threading.RLock()  # a fault schedule may run in a background thread
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -142,6 +161,7 @@ class World:
         say = progress or (lambda _msg: None)
         if self.net is not None:
             raise WorldError("this world is already running; call world.stop() first")
+        require_root()
         t0 = time.monotonic()
         for old in list(_running):  # a notebook cell run twice: one world is enough
             if old.spec.name == self.spec.name:
@@ -231,19 +251,39 @@ class World:
             self.links[frozenset((a, b))] = lk
             self._owner[a_ip], self._owner[b_ip] = a, b
             # Fixed, unique MACs: 02:ed:... is a locally administered range.
-            macs = [f"02:ed:{(m >> 16) & 255:02x}:{(m >> 8) & 255:02x}:{m & 255:02x}:00"
-                    for m in (next(mac), next(mac), next(mac), next(mac))]
+            macs = [
+                f"02:ed:{(m >> 16) & 255:02x}:{(m >> 8) & 255:02x}:{m & 255:02x}:00"
+                for m in (next(mac), next(mac), next(mac), next(mac))
+            ]
             self._macs[(a, lk.a_intf)], self._macs[(b, lk.b_intf)] = macs[:2]
             net = self.net
             if self.mechanism == "delayline":
                 dl = net.get("dl")
-                Link(net.get(a), dl, intfName1=lk.a_intf, intfName2=f"a{lid}",
-                     addr1=macs[0], addr2=macs[2])
-                Link(dl, net.get(b), intfName1=f"b{lid}", intfName2=lk.b_intf,
-                     addr1=macs[3], addr2=macs[1])
+                Link(
+                    net.get(a),
+                    dl,
+                    intfName1=lk.a_intf,
+                    intfName2=f"a{lid}",
+                    addr1=macs[0],
+                    addr2=macs[2],
+                )
+                Link(
+                    dl,
+                    net.get(b),
+                    intfName1=f"b{lid}",
+                    intfName2=lk.b_intf,
+                    addr1=macs[3],
+                    addr2=macs[1],
+                )
             else:
-                Link(net.get(a), net.get(b), intfName1=lk.a_intf, intfName2=lk.b_intf,
-                     addr1=macs[0], addr2=macs[1])
+                Link(
+                    net.get(a),
+                    net.get(b),
+                    intfName1=lk.a_intf,
+                    intfName2=lk.b_intf,
+                    addr1=macs[0],
+                    addr2=macs[1],
+                )
 
         self._macs: dict[tuple[str, str], str] = {}
         for bb in spec.backbone:
@@ -258,7 +298,9 @@ class World:
     def _configure_hosts(self) -> None:
         """Addresses, static ARP, forwarding and default routes, one script per host."""
         quiet = "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
-        scripts: dict[str, list[str]] = {h.name: [quiet, "ip link set lo up"] for h in self.net.hosts}
+        scripts: dict[str, list[str]] = {
+            h.name: [quiet, "ip link set lo up"] for h in self.net.hosts
+        }
         for region in self.spec.regions.values():
             scripts[region.router] += [
                 "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 "
@@ -267,25 +309,35 @@ class World:
             ]
         for lk in self.links.values():
             plen = 30 if lk.backbone else 24
-            for node, intf, ip, (peer, peer_ip) in (
-                (lk.a, lk.a_intf, lk.a_ip, lk.other(lk.a)),
-                (lk.b, lk.b_intf, lk.b_ip, lk.other(lk.b)),
-            ):
-                peer_intf = lk.b_intf if node == lk.a else lk.a_intf
-                scripts[node] += [
-                    f"ip addr add {ip}/{plen} dev {intf}",
-                    f"ip link set {intf} up",
-                    f"ip neigh replace {peer_ip} lladdr {self._macs[(peer, peer_intf)]} "
-                    f"dev {intf} nud permanent",
-                ]
+            scripts[lk.a].append(f"ip addr add {lk.a_ip}/{plen} dev {lk.a_intf}")
+            scripts[lk.b].append(f"ip addr add {lk.b_ip}/{plen} dev {lk.b_intf}")
+            for node, lines in self._link_up_commands(lk).items():
+                scripts[node] += lines
             if self.mechanism == "delayline":
                 scripts["dl"] += [f"ip link set a{lk.id} up", f"ip link set b{lk.id} up"]
         for node in self.spec.nodes.values():
-            gw = str(node.subnet(self.spec.regions[node.region])[1])
-            scripts[node.name].append(f"ip route add default via {gw}")
             if node.kind == "pop":
                 scripts[node.name].append(f"ip addr add {self.spec.anycast}/32 dev lo")
         self._run_scripts(scripts)
+
+    def _link_up_commands(self, lk: WorldLink) -> dict[str, list[str]]:
+        """Bring a link's ends up with their static ARP entry and, on a host, its default route.
+
+        Setting an interface down makes the kernel forget its routes and ARP entries,
+        so restoring a link runs these again (routers get their routes re-installed).
+        """
+        cmds: dict[str, list[str]] = {}
+        for node, intf in ((lk.a, lk.a_intf), (lk.b, lk.b_intf)):
+            peer, peer_ip = lk.other(node)
+            peer_intf = lk.b_intf if node == lk.a else lk.a_intf
+            cmds[node] = [
+                f"ip link set {intf} up",
+                f"ip neigh replace {peer_ip} lladdr {self._macs[(peer, peer_intf)]} "
+                f"dev {intf} nud permanent",
+            ]
+            if node in self.spec.nodes:  # a host's only link: its way out
+                cmds[node].append(f"ip route replace default via {peer_ip}")
+        return cmds
 
     def _run_scripts(self, scripts: dict[str, list[str]]) -> None:
         """Run one shell script per host, all at once, and fail loudly on any error."""
@@ -308,6 +360,10 @@ class World:
             raise WorldError("configuring hosts failed:\n" + "\n".join(errors))
 
     def _apply_link_params(self, links: Iterable[WorldLink]) -> None:
+        with self._lock:
+            self._apply_link_params_locked(links)
+
+    def _apply_link_params_locked(self, links: Iterable[WorldLink]) -> None:
         netem = self.mechanism == "netem"
         scripts: dict[str, list[str]] = {}
         for lk in links:
@@ -329,22 +385,31 @@ class World:
 
     def _apply_faults(self) -> None:
         """Set every link up or down and every route to match the faults in force."""
+        with self._lock:
+            self._apply_faults_locked()
+
+    def _apply_faults_locked(self) -> None:
         spec = self.spec
         down_nodes = {self._node_of(n) for n in self.failed}
         cuts = self.cut | self._partition_cuts
         updown: dict[str, list[str]] = {}
         for key, lk in self.links.items():
             up = key not in cuts and lk.a not in down_nodes and lk.b not in down_nodes
-            if self._link_up.get(lk.id) != up:
-                self._link_up[lk.id] = up
-                state = "up" if up else "down"
-                updown.setdefault(lk.a, []).append(f"ip link set {lk.a_intf} {state}")
-                updown.setdefault(lk.b, []).append(f"ip link set {lk.b_intf} {state}")
+            was_up = self._link_up.get(lk.id, True)  # links are built up
+            self._link_up[lk.id] = up
+            if up and not was_up:
+                for node, lines in self._link_up_commands(lk).items():
+                    updown.setdefault(node, []).extend(lines)
+                    self._routes.pop(node, None)  # the kernel dropped them: install all again
+            elif was_up and not up:
+                updown.setdefault(lk.a, []).append(f"ip link set {lk.a_intf} down")
+                updown.setdefault(lk.b, []).append(f"ip link set {lk.b_intf} down")
         self._run_scripts(updown)
 
         down_regions = frozenset(r.name for r in spec.regions.values() if r.router in down_nodes)
         region_cuts = frozenset(
-            frozenset(spec.regions[r].name for r in self._regions_of_link(k)) for k in cuts
+            frozenset(spec.regions[r].name for r in self._regions_of_link(k))
+            for k in cuts
             if self.links[k].backbone
         )
         graph = routing.backbone_graph(spec, down_regions, region_cuts)
@@ -355,8 +420,13 @@ class World:
                 continue
             want = self._router_routes(region.name, graph, pops)
             have = self._routes.get(region.router, {})
-            cmds = [f"ip route replace {pfx} {how}" for pfx, how in want.items()
-                    if have.get(pfx) != how]
+            cmds = [
+                f"ip route replace unreachable {pfx}"
+                if how == "unreachable"
+                else f"ip route replace {pfx} {how}"
+                for pfx, how in want.items()
+                if have.get(pfx) != how
+            ]
             if cmds:
                 scripts[region.router] = cmds
             self._routes[region.router] = want
@@ -461,7 +531,11 @@ class World:
         """
         self._require_running()
         a = {self._region_of(n) for n in side_a}
-        b = {self._region_of(n) for n in side_b} if side_b is not None else set(self.spec.regions) - a
+        b = (
+            {self._region_of(n) for n in side_b}
+            if side_b is not None
+            else set(self.spec.regions) - a
+        )
         if a & b:
             raise WorldError(f"regions on both sides: {', '.join(sorted(a & b))}")
         missing = set(self.spec.regions) - a - b
@@ -470,7 +544,9 @@ class World:
         cuts = set()
         for bb in self.spec.backbone:
             if (bb.a in a and bb.b in b) or (bb.a in b and bb.b in a):
-                cuts.add(frozenset((self.spec.regions[bb.a].router, self.spec.regions[bb.b].router)))
+                cuts.add(
+                    frozenset((self.spec.regions[bb.a].router, self.spec.regions[bb.b].router))
+                )
         self._partition_cuts |= cuts
         self._apply_faults()
         return sorted("--".join(sorted(k)) for k in cuts)
@@ -507,8 +583,11 @@ class World:
         changes: dict[str, Any] = {}
         if rtt_ms is not None:
             delay_ms = rtt_ms / 2
-        for field, value in (("delay_ms", delay_ms), ("jitter_ms", jitter_ms),
-                             ("loss_pct", loss_pct)):
+        for field, value in (
+            ("delay_ms", delay_ms),
+            ("jitter_ms", jitter_ms),
+            ("loss_pct", loss_pct),
+        ):
             if value is not None:
                 if value < 0 or (field == "loss_pct" and value > 100):
                     raise WorldError(f"{field}={value} is out of range")
@@ -566,26 +645,44 @@ class World:
         return r.stdout
 
     def ping(self, a: str, b: str, count: int = 20, interval: float = 0.05) -> list[float]:
-        """RTTs in ms of ``count`` pings from ``a`` to ``b`` (a node, region or address)."""
+        """RTTs in ms of ``count`` ICMP echoes from ``a`` to ``b`` (a node, region or address)."""
         return self.ping_many([(a, b)], count, interval)[(a, b)]
 
     def ping_many(
         self, pairs: Iterable[tuple[str, str]], count: int = 20, interval: float = 0.05
     ) -> dict[tuple[str, str], list[float]]:
-        """Ping several pairs at once; lost pings are simply missing from the lists."""
+        """Measure several pairs at once (``kit/net/rttprobe.py``, microsecond resolution).
+
+        Lost echoes are missing from the lists.
+        """
         self._require_running()
         procs = {}
         for a, b in pairs:
             dst = b if re.fullmatch(r"[\d.]+", b) else self.ip(b)
             procs[(a, b)] = subprocess.Popen(
-                ["mnexec", "-a", str(self.host(a).pid), "ping", "-n", "-c", str(count),
-                 "-i", str(interval), "-W", "2", dst],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                [
+                    "mnexec",
+                    "-a",
+                    str(self.host(a).pid),
+                    sys.executable,
+                    str(RTTPROBE),
+                    dst,
+                    "--count",
+                    str(count),
+                    "--interval",
+                    str(interval),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
-        return {
-            pair: [float(x) for x in re.findall(r"time=([\d.]+) ms", p.communicate()[0])]
-            for pair, p in procs.items()
-        }
+        results = {}
+        for pair, p in procs.items():
+            out, err = p.communicate()
+            if p.returncode:
+                raise WorldError(f"measuring {pair[0]} -> {pair[1]} failed: {err.strip()}")
+            results[pair] = json.loads(out)
+        return results
 
     def start_service(
         self,
@@ -604,21 +701,32 @@ class World:
         self._require_running()
         if argv and argv[0] == "python":
             argv = [sys.executable, *argv[1:]]
-        svc = Service(self, self._node_of(host), name or os.path.basename(argv[-1]), argv,
-                      health_url, env)
+        svc = Service(
+            self, self._node_of(host), name or os.path.basename(argv[-1]), argv, health_url, env
+        )
         self.services.append(svc)
         return svc.start(timeout)
 
     def table(self) -> list[dict[str, str]]:
         """One row per node: name, kind, region, city, address."""
         rows = [
-            {"node": r.router, "kind": "router", "region": r.name, "city": r.city,
-             "address": f"10.{r.number}.0.1"}
+            {
+                "node": r.router,
+                "kind": "router",
+                "region": r.name,
+                "city": r.city,
+                "address": f"10.{r.number}.0.1",
+            }
             for r in self.spec.regions.values()
         ]
         rows += [
-            {"node": n.name, "kind": n.kind, "region": n.region, "city": n.city,
-             "address": self.spec.ip(n.name)}
+            {
+                "node": n.name,
+                "kind": n.kind,
+                "region": n.region,
+                "city": n.city,
+                "address": self.spec.ip(n.name),
+            }
             for n in self.spec.nodes.values()
         ]
         return rows

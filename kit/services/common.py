@@ -67,14 +67,14 @@ class Log:
 class Metrics:
     """Counters and a latency histogram; `snapshot()` is what /_kit/metrics returns."""
 
-    def __init__(self, service: str, **info: Any) -> None:
-        self.service, self.info = service, info
+    BASIC = ("requests", "bytes_in", "bytes_out", "errors_4xx", "errors_5xx")
+
+    def __init__(self, service: str, counters: tuple[str, ...] = (), **info: Any) -> None:
+        self.service, self.info, self.names = service, info, self.BASIC + counters
         self.reset()
 
     def reset(self) -> None:
-        self.counters: dict[str, int] = dict.fromkeys(
-            ("requests", "bytes_in", "bytes_out", "errors_4xx", "errors_5xx"), 0
-        )
+        self.counters: dict[str, int] = dict.fromkeys(self.names, 0)
         self.cache = dict.fromkeys(("hit", "miss", "stale", "revalidated", "bypass"), 0)
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
         self.latency_sum_ms = 0.0

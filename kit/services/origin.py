@@ -204,8 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.add_argument("--think-ms", type=float, default=0.0, help="server think time per request")
     cli.add_argument("--config", help="JSON file with the initial /_kit/config")
     args = cli.parse_args(argv)
-    log, metrics = Log("origin"), Metrics("origin")
-    metrics.counters["not_modified"] = 0
+    log, metrics = Log("origin"), Metrics("origin", ("not_modified",))
     origin = Origin(args, log, metrics)
     app = make_app("origin", args, metrics, log)
     app.router.add_route("*", "/_kit/config", origin.config_route)

@@ -67,6 +67,9 @@ CLIENT_CONDITIONALS = {"if-none-match", "if-modified-since"}
 NOT_RETURNED = HOP_BY_HOP | {"transfer-encoding", "content-length"}
 
 
+POP_COUNTERS = ("origin_fetches", "origin_errors", "origin_bytes", "handler_errors")
+
+
 class OriginError(Exception):
     """The origin could not be reached or did not answer in time."""
 
@@ -604,7 +607,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.add_argument("--cache-mb", type=int, default=64, help="cache size")
     cli.add_argument("--cache-object-mb", type=int, default=8, help="largest object cached")
     args = cli.parse_args(argv)
-    log, metrics = Log("pop", pop=args.pop), Metrics("pop", pop=args.pop)
+    log, metrics = Log("pop", pop=args.pop), Metrics("pop", POP_COUNTERS, pop=args.pop)
     try:
         pop = Pop(args, log, metrics)
     except (OSError, ValueError, KeyError) as error:

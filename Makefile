@@ -1,0 +1,32 @@
+# Edge Lab. Everything runs as root: Mininet builds network namespaces.
+#   sudo make lab     install what is missing, then JupyterLab on the labs
+#   sudo make test    install what is missing, then every test (lint included)
+#   sudo make clean   remove whatever a crashed world left behind
+#   make bench        the benchmarks (prints tables)
+PY := .venv/bin/python
+
+.PHONY: setup lab test clean bench lock release
+
+setup:
+	@bash vagrant/provision.sh
+
+lab: setup
+	@bash vagrant/lab.sh
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+clean:
+	@$(PY) -m kit clean
+
+bench: setup
+	$(PY) bench/world_bench.py
+
+# Regenerate requirements.lock from requirements.in (then commit both).
+lock: setup
+	rm -rf /tmp/edgelab-lock && /usr/bin/python3 -m venv /tmp/edgelab-lock
+	/tmp/edgelab-lock/bin/pip install -q -r requirements.in
+	/tmp/edgelab-lock/bin/pip freeze > requirements.lock
+	rm -rf /tmp/edgelab-lock

@@ -1,0 +1,210 @@
+"""``python -m kit``: doctor, up, verify, clean.
+
+- ``doctor``  can a lab run here? Root, Mininet, the link mechanism and why,
+  Mosquitto, the JupyterLab port, leftovers of crashed worlds. Exit 0 only when
+  a lab can run.
+- ``up``      start the default world and keep it until Ctrl-C.
+- ``verify``  start the default world, measure the RTT of every user-to-server
+  pair and every backbone link, print configured vs measured; exit 1 if any
+  pair's p50 error is over 1 ms or its p99 error over 3 ms.
+- ``clean``   remove whatever crashed worlds left behind (only those).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+
+P50_LIMIT_MS, P99_LIMIT_MS = 1.0, 3.0
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines.append("  ".join("-" * widths[c] for c in columns))
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def doctor() -> int:
+    """Print what a lab needs and whether this machine has it."""
+    checks: list[tuple[str, bool, str]] = []  # (what, ok, detail)
+    linux = sys.platform.startswith("linux")
+    checks.append(("Linux", linux, sys.platform))
+    root = linux and os.geteuid() == 0
+    checks.append(("root", root, "yes" if root else "run as root: sudo make lab"))
+    try:
+        import mininet.net  # noqa: F401
+
+        checks.append(("Mininet", True, os.path.dirname(mininet.net.__file__)))
+    except ImportError as e:
+        checks.append(("Mininet", False, f"{e}: run `sudo make setup`"))
+    for tool in ("mnexec", "ip", "tc", "unshare", "curl", "ping"):
+        path = shutil.which(tool)
+        checks.append((tool, bool(path), path or "missing: run `sudo make setup`"))
+    mosquitto = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+    checks.append(("Mosquitto", bool(mosquitto), mosquitto or "missing: run `sudo make setup`"))
+    if root:
+        from kit.net.links import probe
+
+        try:
+            choice = probe()
+            checks.append(("links", True, f"{choice.mechanism}: {choice.why}"))
+        except (RuntimeError, ValueError) as e:
+            checks.append(("links", False, str(e)))
+    port_free = _port_free(8888)
+    checks.append(("port 8888", True, "free" if port_free else "in use (JupyterLab running? fine)"))
+    if root:
+        from kit.net.registry import leftovers
+
+        left = leftovers()
+        detail = ", ".join(r.id for r in left) or "none"
+        checks.append(
+            ("leftovers", not left, detail + ("  -> python -m kit clean" if left else ""))
+        )
+    width = max(len(c[0]) for c in checks)
+    for what, ok, detail in checks:
+        print(f"{'ok  ' if ok else 'FAIL'}  {what.ljust(width)}  {detail}")
+    ready = all(ok for _, ok, _ in checks)
+    print("\nA lab can run here." if ready else "\nA lab cannot run here yet: fix the FAIL lines.")
+    return 0 if ready else 1
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def up() -> int:
+    """Start the default world and keep it until Ctrl-C."""
+    from kit.net import World
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with World().start(progress=print) as world:
+        print(_table(world.table(), ["node", "kind", "region", "city", "address"]))
+        print(f"\nanycast {world.spec.anycast}; links: {world.mechanism}. Ctrl-C stops the world.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("\nstopping")
+    return 0
+
+
+def measure_fidelity(world: object, count: int = 500, interval: float = 0.01) -> list[dict]:
+    """Configured vs measured RTT for every user-to-server pair and backbone link."""
+    spec = world.spec
+    servers = [n.name for n in spec.nodes.values() if n.kind in ("pop", "origin")]
+    pairs = [(u.name, s) for u in spec.of_kind("client") for s in servers]
+    for bb in spec.backbone:
+        pairs.append((spec.regions[bb.a].router, spec.regions[bb.b].router))
+    world.ping_many(pairs, count=2, interval=0.05)  # warm up
+    measured = world.ping_many(pairs, count=count, interval=interval)
+    rows = []
+    for a, b in pairs:
+        rtts = sorted(measured[(a, b)])
+        cfg = _configured(world, a, b)
+        if not rtts:
+            rows.append(
+                {
+                    "from": a,
+                    "to": b,
+                    "configured": cfg,
+                    "p50": None,
+                    "p99": None,
+                    "err_p50": None,
+                    "err_p99": None,
+                    "lost": count,
+                }
+            )
+            continue
+        p50, p99 = rtts[len(rtts) // 2], rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
+        rows.append(
+            {
+                "from": a,
+                "to": b,
+                "configured": round(cfg, 2),
+                "p50": round(p50, 2),
+                "p99": round(p99, 2),
+                "err_p50": round(p50 - cfg, 2),
+                "err_p99": round(p99 - cfg, 2),
+                "lost": count - len(rtts),
+            }
+        )
+    return rows
+
+
+def _configured(world: object, a: str, b: str) -> float:
+    """Configured RTT between two nodes, or two region routers (a backbone link)."""
+    spec = world.spec
+    if a in spec.nodes and b in spec.nodes:
+        return world.configured_rtt(a, b)
+    return world.link(a, b).params.rtt_ms
+
+
+def verify() -> int:
+    """Measure every pair of the default world against its configured RTT."""
+    from kit.net import World
+
+    with World().start(progress=print) as world:
+        print(f"measuring every pair ({world.mechanism}) ...", flush=True)
+        rows = measure_fidelity(world)
+    print(_table(rows, ["from", "to", "configured", "p50", "p99", "err_p50", "err_p99", "lost"]))
+    bad = [
+        r
+        for r in rows
+        if r["p50"] is None or abs(r["err_p50"]) > P50_LIMIT_MS or abs(r["err_p99"]) > P99_LIMIT_MS
+    ]
+    worst50 = max(abs(r["err_p50"]) for r in rows if r["p50"] is not None)
+    worst99 = max(abs(r["err_p99"]) for r in rows if r["p99"] is not None)
+    print(
+        f"\nworst p50 error {worst50:.2f} ms (limit {P50_LIMIT_MS}), "
+        f"worst p99 error {worst99:.2f} ms (limit {P99_LIMIT_MS})"
+    )
+    if bad:
+        print(
+            f"{len(bad)} pairs out of tolerance: "
+            + ", ".join(f"{r['from']}->{r['to']}" for r in bad)
+        )
+        return 1
+    print(f"all {len(rows)} pairs within tolerance")
+    return 0
+
+
+def clean() -> int:
+    """Remove whatever crashed worlds left behind."""
+    from kit.net.registry import clean as clean_worlds
+
+    removed = clean_worlds()
+    for wid, n in removed:
+        print(f"removed world {wid}: {n} processes")
+    print("nothing to clean" if not removed else f"cleaned {len(removed)} worlds")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kit", description="Edge Lab's command line")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, fn in (("doctor", doctor), ("up", up), ("verify", verify), ("clean", clean)):
+        sub.add_parser(name, help=fn.__doc__.splitlines()[0] if fn.__doc__ else name)
+    args = ap.parse_args(argv)
+    if args.command != "doctor" and (not sys.platform.startswith("linux") or os.geteuid() != 0):
+        print(
+            f"`python -m kit {args.command}` needs Linux and root (Mininet makes network "
+            "namespaces). Run it with sudo, or inside the Vagrant VM.",
+            file=sys.stderr,
+        )
+        return 2
+    return {"doctor": doctor, "up": up, "verify": verify, "clean": clean}[args.command]()

@@ -1,0 +1,34 @@
+"""Load tests with Locust, run from world hosts, with results as tables and plots.
+
+    from kit.load import run_loads, plot_load
+    result = run_loads(world, ["user-tokyo", "user-berlin"], "http://10.255.0.1",
+                       paths=["/", "/static/10k.bin"], users=20, run_time_s=10)
+    result.summary()       # p50/p95/p99, req/s and failures per source
+    plot_load(result)
+
+Modules: ``runner`` (Locust as a bounded subprocess in a host), ``results`` (its
+CSV files as pandas tables), ``plots``, ``progress`` (the progress line), and
+``locustfiles/`` (the load itself; ``get_paths.py`` is the generic one).
+Nothing here imports Locust: it only ever runs as a separate process.
+"""
+
+from kit.load.plots import plot_failures, plot_load, plot_percentiles, plot_rps
+from kit.load.progress import ProgressLine
+from kit.load.results import read_failures, read_history, read_stats
+from kit.load.runner import GET_PATHS, LoadError, LoadResult, run_load, run_loads
+
+__all__ = [
+    "GET_PATHS",
+    "LoadError",
+    "LoadResult",
+    "ProgressLine",
+    "plot_failures",
+    "plot_load",
+    "plot_percentiles",
+    "plot_rps",
+    "read_failures",
+    "read_history",
+    "read_stats",
+    "run_load",
+    "run_loads",
+]

@@ -1,0 +1,64 @@
+"""Notebook helpers: checks, measurements, plots, widgets, progress, and the lab release.
+
+    from kit.nb import check, expect_below, http_timing, world_map, start_world
+
+Modules: ``checks`` (checks that teach when they fail), ``measure`` (HTTP timings
+and RTTs from world hosts), ``plots`` (world map, RTT heatmaps, TTFB bars and
+CDFs), ``widgets`` (pick a city, slow a link), ``progress`` (one line for long
+waits), and the lab mechanics: ``notebooks`` (solution markers and stripping),
+``release`` (``python -m kit.nb.release [--check]``), ``reset``
+(``python -m kit.nb.reset NN``). ``nbval_sanitize.cfg`` is nbval's sanitiser.
+Widgets are imported on use (``from kit.nb.widgets import ...``): ipywidgets is
+only needed in a notebook.
+"""
+
+from pathlib import Path
+
+from kit.nb.checks import (
+    CheckFailed,
+    check,
+    expect,
+    expect_above,
+    expect_below,
+    expect_close,
+    expect_equal,
+    expect_http,
+    expect_in,
+)
+from kit.nb.measure import (
+    Timing,
+    http_get,
+    http_timing,
+    http_timing_reused,
+    measure_ttfb,
+    rtt_matrix,
+)
+from kit.nb.plots import cdf, rtt_heatmaps, ttfb_bars, world_map
+from kit.nb.progress import start_world, steps_line
+
+NBVAL_SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
+
+__all__ = [
+    "NBVAL_SANITIZE",
+    "CheckFailed",
+    "Timing",
+    "cdf",
+    "check",
+    "expect",
+    "expect_above",
+    "expect_below",
+    "expect_close",
+    "expect_equal",
+    "expect_http",
+    "expect_in",
+    "http_get",
+    "http_timing",
+    "http_timing_reused",
+    "measure_ttfb",
+    "rtt_heatmaps",
+    "rtt_matrix",
+    "start_world",
+    "steps_line",
+    "ttfb_bars",
+    "world_map",
+]

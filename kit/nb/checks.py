@@ -1,0 +1,143 @@
+"""Checks: test what the learner built against the running world, and teach when it fails.
+
+    with check("Tokyo users are served by the Tokyo PoP"):
+        t = http_timing(world, "user-tokyo", "http://10.255.0.1/")
+        expect_below(t.ttfb_ms, 30, "time to first byte from Tokyo (ms)",
+                     hint="Is the page cached at the PoP? Look at the X-Cache header.")
+
+A passing check prints one line, ``✓ Tokyo users are served by the Tokyo PoP``.
+A failing one raises ``CheckFailed``, which a notebook shows as a short message
+(no traceback) saying what was checked, what was expected, what came back, and
+a hint. The ``expect_*`` functions are the building blocks; each raises
+``CheckFailed`` and returns the value it checked, so they chain.
+
+An exercise that is not written yet raises ``NotImplementedError`` (the stub left
+by ``kit.nb.release``); ``check`` turns that into a ``CheckFailed`` that says so,
+so a check fails on the unsolved exercise with a message, not a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kit.nb.measure import http_get
+
+PASS, FAIL = "✓", "✗"
+
+
+class CheckFailed(AssertionError):
+    """A check that did not pass: what was checked, expected, got, and a hint."""
+
+    def __init__(self, what: str, expected: Any, got: Any, hint: str = "") -> None:
+        self.what, self.expected, self.got, self.hint = what, expected, got, hint
+        self.check = ""  # the name of the enclosing ``check``, filled in by it
+        super().__init__(what)
+
+    def __str__(self) -> str:
+        lines = [f"{FAIL} {self.check}" if self.check else f"{FAIL} {self.what}"]
+        if self.check:
+            lines.append(f"  checking: {self.what}")
+        lines += [f"  expected: {self.expected}", f"  got:      {self.got}"]
+        if self.hint:
+            lines.append(f"  hint:     {self.hint}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the message is the whole story."""
+        return [str(self)]
+
+
+@contextlib.contextmanager
+def check(name: str, say: Callable[[str], None] = print) -> Iterator[None]:
+    """Run the block as one named check: ``✓ name`` on success, ``CheckFailed`` if not."""
+    try:
+        yield
+    except CheckFailed as failed:
+        failed.check = failed.check or name
+        raise
+    except NotImplementedError:
+        failed = CheckFailed(
+            "your code",
+            "an implementation",
+            "NotImplementedError",
+            hint="replace '# YOUR CODE HERE' and 'raise NotImplementedError()' above, "
+            "run that cell, then this one again",
+        )
+        failed.check = name
+        raise failed from None
+    say(f"{PASS} {name}")
+
+
+def expect(condition: bool, what: str, expected: Any, got: Any, hint: str = "") -> None:
+    """The general form: fail with this message unless ``condition``."""
+    if not condition:
+        raise CheckFailed(what, expected, got, hint)
+
+
+def expect_equal(got: Any, expected: Any, what: str, hint: str = "") -> Any:
+    expect(got == expected, what, repr(expected), repr(got), hint)
+    return got
+
+
+def expect_close(got: float, expected: float, tolerance: float, what: str, hint: str = "") -> float:
+    """``got`` within ``expected ± tolerance``."""
+    ok = got is not None and not math.isnan(got) and abs(got - expected) <= tolerance
+    expect(ok, what, f"{expected:g} ± {tolerance:g}", _number(got), hint)
+    return got
+
+
+def expect_below(got: float, limit: float, what: str, hint: str = "") -> float:
+    expect(got is not None and got < limit, what, f"below {limit:g}", _number(got), hint)
+    return got
+
+
+def expect_above(got: float, limit: float, what: str, hint: str = "") -> float:
+    expect(got is not None and got > limit, what, f"above {limit:g}", _number(got), hint)
+    return got
+
+
+def expect_in(got: Any, allowed: Any, what: str, hint: str = "") -> Any:
+    expect(got in allowed, what, f"one of {list(allowed)!r}", repr(got), hint)
+    return got
+
+
+def expect_http(
+    world: Any,
+    host: str,
+    url: str,
+    *,
+    status: int = 200,
+    body_contains: str | None = None,
+    headers: dict[str, str] | None = None,
+    hint: str = "",
+) -> dict[str, Any]:
+    """GET ``url`` from a world host and check its status, body text and response headers.
+
+    ``headers`` maps a response header to the value expected (case-insensitive names).
+    Returns the response as ``{"status", "headers", "body"}``.
+    """
+    response = http_get(world, host, url)
+    what = f"GET {url} from {host}"
+    expect(response["status"] == status, f"{what}: status", status, response["status"], hint)
+    for name, value in (headers or {}).items():
+        got = response["headers"].get(name.lower())
+        expect(got == value, f"{what}: header {name}", repr(value), repr(got), hint)
+    if body_contains is not None:
+        expect(
+            body_contains in response["body"],
+            f"{what}: body",
+            f"text containing {body_contains!r}",
+            repr(response["body"][:200]),
+            hint,
+        )
+    return response
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)

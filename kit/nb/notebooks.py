@@ -1,0 +1,113 @@
+"""Exercises from solutions: the marker convention and the stripping, as pure functions.
+
+A chapter has one source, ``solutions/NN-name.ipynb``. Inside its code cells the
+parts a learner writes are marked as nbgrader marks them::
+
+    def nearest_pop(user):
+        ### BEGIN SOLUTION
+        return min(pops, key=lambda p: rtt(user, p))
+        ### END SOLUTION
+
+``strip_notebook`` turns it into the exercise: each marked region (markers
+included) becomes a stub at the indentation of its BEGIN marker::
+
+    def nearest_pop(user):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+and every output and execution count is cleared. The result is a pure function of
+the solution, so ``labs/`` can be regenerated and compared byte for byte
+(``kit.nb.release --check``). A released lab records a fingerprint of its cells'
+sources in its metadata; when a file in ``labs/`` no longer matches its own
+fingerprint, a learner has edited it, and nothing overwrites it (see ``release``
+and ``reset``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+CHAPTER_RE = re.compile(r"^(\d{2})-[\w-]+\.ipynb$")
+NBFORMAT = 4
+
+
+class NotebookError(ValueError):
+    """A solution notebook whose markers do not pair up; the message names the cell."""
+
+
+def strip_source(source: str, where: str = "cell") -> str:
+    """Replace each BEGIN/END SOLUTION region of a cell's code with the stub."""
+    out: list[str] = []
+    inside = False
+    for number, line in enumerate(source.splitlines(), 1):
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise NotebookError(f"{where}, line {number}: {BEGIN} inside another one")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [indent + stub for stub in STUB]
+        elif marker == END:
+            if not inside:
+                raise NotebookError(f"{where}, line {number}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise NotebookError(f"{where}: {BEGIN} without {END}")
+    return "\n".join(out)
+
+
+def fingerprint(nb: NotebookNode) -> str:
+    """A hash of the cells' types and sources (not outputs: running a lab is not editing it)."""
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        digest.update(f"{cell.cell_type}\0{cell.source}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def strip_notebook(solution: NotebookNode, where: str = "notebook") -> NotebookNode:
+    """The exercise made from a solution notebook (a new notebook; the input is untouched)."""
+    lab = nbformat.from_dict(solution)
+    for index, cell in enumerate(lab.cells):
+        if cell.cell_type == "code":
+            cell.source = strip_source(cell.source, f"{where}, cell {index}")
+            cell.outputs = []
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)
+    lab.metadata.setdefault("edge_lab", {})["fingerprint"] = fingerprint(lab)
+    return lab
+
+
+def notebook_text(nb: NotebookNode) -> str:
+    """The notebook as written to disk (stable: what ``--check`` compares)."""
+    return nbformat.writes(nb, version=NBFORMAT) + "\n"
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    return nbformat.read(path, as_version=NBFORMAT)
+
+
+def is_edited(lab_path: Path) -> bool:
+    """True when a lab file's cells no longer match the fingerprint it was released with."""
+    nb = read_notebook(lab_path)
+    recorded = nb.metadata.get("edge_lab", {}).get("fingerprint")
+    return recorded is None or recorded != fingerprint(nb)
+
+
+def chapters(solutions_dir: Path) -> list[Path]:
+    """The chapter notebooks ``NN-name.ipynb`` of a folder, in order."""
+    return sorted(p for p in solutions_dir.glob("*.ipynb") if CHAPTER_RE.match(p.name))
+
+
+def release_text(solution_path: Path) -> str:
+    """The exercise notebook generated from one solution file, as text."""
+    return notebook_text(strip_notebook(read_notebook(solution_path), solution_path.name))

@@ -1,0 +1,36 @@
+"""A load test from world hosts against a server on another world host (root + Mininet)."""
+
+import pytest
+
+from kit.load import run_loads
+from kit.net import World
+
+
+@pytest.fixture(scope="module")
+def world():
+    world = World().start()
+    try:
+        world.start_service(
+            "origin",
+            ["python", "-m", "http.server", "8080", "--bind", "0.0.0.0"],
+            name="http.server",
+            health_url="http://127.0.0.1:8080/",
+        )
+        yield world
+    finally:
+        world.stop()
+
+
+def test_load_from_two_metros_at_once(world):
+    url = f"http://{world.ip('origin')}:8080"
+    result = run_loads(world, ["user-tokyo", "user-berlin"], url, users=2, run_time_s=3,
+                       progress=False)  # fmt: skip
+    summary = result.summary()
+    assert list(summary.index) == ["user-tokyo", "user-berlin"]
+    assert (summary["requests"] > 0).all()
+    assert (summary["failures"] == 0).all()
+    for source in summary.index:
+        # a response cannot come back faster than one round trip to the origin
+        assert summary.loc[source, "p50"] >= world.configured_rtt(source, "origin")
+    assert set(result.history["source"]) == {"user-tokyo", "user-berlin"}
+    assert result.failures.empty

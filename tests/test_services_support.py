@@ -1,0 +1,143 @@
+"""Helpers for the service tests: start real services on ephemeral ports, talk HTTP.
+
+Not a test module itself; the test files import it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Service:
+    """A `python -m kit.services.NAME` subprocess listening on a free port."""
+
+    def __init__(self, name: str, *args: str, workdir: str) -> None:
+        self.log_path = Path(workdir) / f"{name}-{time.monotonic_ns()}.log"
+        self.log_file = open(self.log_path, "w")
+        command = [sys.executable, "-m", f"kit.services.{name}"]
+        command += ["--host", "127.0.0.1", "--port", "0", "--log-sample", "0", *args]
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdout=self.log_file, stderr=subprocess.STDOUT, env=os.environ
+        )
+        self.port = self._wait_for_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _wait_for_port(self) -> int:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for line in self.log_path.read_text().splitlines():
+                if line.startswith("{") and json.loads(line).get("event") == "listening":
+                    return json.loads(line)["port"]
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"service did not start:\n{self.log_path.read_text()}")
+
+    def logs(self) -> list[dict]:
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+
+
+class World:
+    """An origin and a PoP in front of it, with a geo table for 127.0.0.x clients."""
+
+    GEO = [
+        {"subnet": "127.0.0.2/32", "country": "DE", "city": "Berlin", "region": "frankfurt"},
+        {"subnet": "127.0.0.3/32", "country": "JP", "city": "Tokyo", "region": "tokyo"},
+    ]
+
+    def __init__(self, *pop_args: str) -> None:
+        self.workdir = tempfile.TemporaryDirectory(prefix="edgelab-test-")
+        geo = Path(self.workdir.name) / "geo.json"
+        geo.write_text(json.dumps(self.GEO))
+        self.services: list[Service] = []
+        try:
+            self.origin = self.start("origin")
+            self.pop = self.start(
+                "pop", "--pop", "fra", "--origin", self.origin.url, "--geo", str(geo), *pop_args
+            )
+        except Exception:
+            self.close()
+            raise
+
+    def start(self, name: str, *args: str) -> Service:
+        service = Service(name, *args, workdir=self.workdir.name)
+        self.services.append(service)
+        return service
+
+    def close(self) -> None:
+        for service in self.services:
+            service.stop()
+        self.workdir.cleanup()
+
+
+class Reply:
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+    @property
+    def cache(self) -> str | None:
+        return self.headers.get("x-cache")
+
+
+def request(
+    base: str,
+    path: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    source_ip: str = "127.0.0.1",
+) -> Reply:
+    """One HTTP request from a chosen client address (127.0.0.x picks the geo)."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(
+        host, int(port), timeout=20, source_address=(source_ip, 0)
+    )
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def post_json(base: str, path: str, data: object) -> Reply:
+    return request(
+        base, path, "POST", {"Content-Type": "application/json"}, json.dumps(data).encode()
+    )
+
+
+def metrics(service: Service) -> dict:
+    return request(service.url, "/_kit/metrics").json()
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Poll until condition() is true (tests wait on events, never assert on durations)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()

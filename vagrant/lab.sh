@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Start JupyterLab on the labs, token-protected, and print the URL with its token.
+#   vagrant/lab.sh [--ip ADDRESS]    (default 127.0.0.1; the VM listens on 0.0.0.0
+#                                     behind a port forwarded to the host's 127.0.0.1)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+IP=127.0.0.1
+[ "${1:-}" = "--ip" ] && IP=$2
+if [ "$(id -u)" != 0 ]; then
+  echo "The labs build Mininet worlds, which need root: run \`sudo make lab\`." >&2
+  exit 1
+fi
+TOKEN_FILE=/etc/edgelab/token
+if [ ! -s "$TOKEN_FILE" ]; then
+  mkdir -p /etc/edgelab
+  (umask 077; "$ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))' > "$TOKEN_FILE")
+fi
+TOKEN=$(cat "$TOKEN_FILE")
+echo
+echo "Edge Lab: open http://127.0.0.1:8888/lab?token=$TOKEN"
+echo
+cd "$ROOT/labs"
+exec "$ROOT/.venv/bin/jupyter" lab --ip "$IP" --port 8888 --no-browser --allow-root \
+  --ServerApp.root_dir="$ROOT/labs" --IdentityProvider.token="$TOKEN"
