@@ -53,6 +53,7 @@ import os
 import random
 import select
 import socket
+import struct
 import sys
 import time
 
@@ -63,6 +64,7 @@ PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
+SO_TIMESTAMPNS = 35
 PR_SET_PDEATHSIG = 1
 PR_SET_TIMERSLACK = 29
 SIGKILL = 9
@@ -121,8 +123,20 @@ def open_socket() -> socket.socket:
     sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
     sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 32 << 20)
+    # The kernel stamps each frame as it arrives: a frame that waited in the socket
+    # while we were busy is still delayed from its true arrival.
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.setblocking(False)
     return sock
+
+
+def arrival(ancillary: list) -> float:
+    """The kernel's arrival stamp of a frame (SO_TIMESTAMPNS), in seconds; now if absent."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = struct.unpack("qq", data[:16])
+            return sec + nsec * 1e-9
+    return time.time()
 
 
 def main() -> None:
@@ -154,11 +168,11 @@ def main() -> None:
     late_count = 0  # frames that left more than 1 ms late
     pending = b""
     fds = [sock, stdin]
-    monotonic = time.monotonic
+    clock = time.time  # the clock of the kernel's arrival stamps
 
     while True:
         # Send every frame that is due (allowing for our usual lateness).
-        now = monotonic()
+        now = clock()
         while heap and heap[0][0] <= now + lateness:
             due, _, d, proto, frame = heapq.heappop(heap)
             d.queued -= 1
@@ -170,12 +184,12 @@ def main() -> None:
                 if e.errno in (errno.ENXIO, errno.ENODEV):  # the world is gone
                     return
             # An integral controller: leaving late makes us start earlier next time.
-            late = monotonic() - due
+            late = clock() - due
             lateness = min(max(lateness + GAIN * late, 0.0), MAX_EARLY)
             late_max = max(late_max, late)
             if late > 0.001:
                 late_count += 1
-            now = monotonic()
+            now = clock()
 
         timeout = max(0.0, heap[0][0] - lateness - now) if heap else None
         readable, _, _ = select.select(fds, [], [], timeout)
@@ -213,7 +227,7 @@ def main() -> None:
         if sock in readable:
             for _ in range(BATCH):
                 try:
-                    frame, addr = sock.recvfrom(FRAME_MAX)
+                    frame, ancillary, _, addr = sock.recvmsg(FRAME_MAX, 64)
                 except BlockingIOError:
                     break
                 d = directions.get(addr[0])
@@ -226,7 +240,7 @@ def main() -> None:
                     d.dropped += 1
                     continue
                 delay = d.delay + (rng.uniform(-d.jitter, d.jitter) if d.jitter else 0.0)
-                due = max(monotonic() + max(delay, 0.0), d.last_due)
+                due = max(arrival(ancillary) + max(delay, 0.0), d.last_due)
                 d.last_due = due
                 d.queued += 1
                 seq += 1

@@ -7,6 +7,10 @@ venv's), its output goes to a log file in the world's scratch folder (readable
 from a notebook with ``service.log()``), and it counts as started only when its
 health URL answers. A service that exits or stays unhealthy raises
 ``ServiceError`` carrying the end of its log, so the learner sees the reason.
+
+``start()`` launches and waits. To start several services at once, ``launch()``
+each, then ``wait_healthy(services)``: they boot side by side, so the wait is
+about as long as the slowest one rather than the sum.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ class ServiceError(RuntimeError):
     """A service that did not start, or died; the message ends with its log."""
 
 
-def http_ok(host: Any, url: str) -> bool:
+def http_ok(world: Any, host: str, url: str) -> bool:
     """True when ``url`` answers 2xx from inside ``host``'s namespace."""
-    r = subprocess.run(
-        ["mnexec", "-a", str(host.pid), "curl", "-sf", "-o", "/dev/null", "-m", "1", url],
-        capture_output=True,
+    p = world.popen(
+        host,
+        ["curl", "-sf", "-o", "/dev/null", "-m", "1", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    return r.returncode == 0
+    return p.wait() == 0
 
 
 class Service:
@@ -49,6 +55,12 @@ class Service:
 
     def start(self, timeout: float = 15.0) -> Service:
         """Start the process and wait until its health URL answers."""
+        self.launch()
+        wait_healthy([self], timeout)
+        return self
+
+    def launch(self) -> Service:
+        """Start the process and return at once (see ``wait_healthy``)."""
         node = self.world.net.get(self.host)
         with open(self.log_path, "ab") as log:
             self.proc = node.popen(
@@ -60,23 +72,16 @@ class Service:
                 env=self.env,
             )
         self.world.record.add_process(self.proc.pid, f"{self.name} on {self.host}")
-        deadline = time.monotonic() + timeout
-        while self.health_url:
-            if self.proc.poll() is not None:
-                raise ServiceError(
-                    f"{self.name} on {self.host} exited with status {self.proc.returncode} "
-                    f"while starting. Its log ends:\n{self.log(tail=20)}"
-                )
-            if http_ok(node, self.health_url):
-                break
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServiceError(
-                    f"{self.name} on {self.host} did not answer {self.health_url} within "
-                    f"{timeout:.0f} s. Its log ends:\n{self.log(tail=20)}"
-                )
-            time.sleep(0.05)
         return self
+
+    def healthy(self) -> bool:
+        """True when the health URL answers (or there is none); ServiceError if it exited."""
+        if self.proc.poll() is not None:
+            raise ServiceError(
+                f"{self.name} on {self.host} exited with status {self.proc.returncode} "
+                f"while starting. Its log ends:\n{self.log(tail=20)}"
+            )
+        return not self.health_url or http_ok(self.world, self.host, self.health_url)
 
     @property
     def running(self) -> bool:
@@ -109,3 +114,24 @@ class Service:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<Service {self.name} on {self.host}: {state}>"
+
+
+def wait_healthy(services: list[Service], timeout: float = 15.0) -> None:
+    """Wait until every launched service is healthy; on failure stop them all and raise."""
+    deadline = time.monotonic() + timeout
+    waiting = list(services)
+    try:
+        while waiting:
+            waiting = [svc for svc in waiting if not svc.healthy()]
+            if waiting and time.monotonic() > deadline:
+                svc = waiting[0]
+                raise ServiceError(
+                    f"{svc.name} on {svc.host} did not answer {svc.health_url} within "
+                    f"{timeout:.0f} s. Its log ends:\n{svc.log(tail=20)}"
+                )
+            if waiting:
+                time.sleep(0.05)
+    except ServiceError:
+        for svc in services:
+            svc.stop()
+        raise

@@ -66,7 +66,8 @@ def netns_inode(pid: int) -> int | None:
 
 
 def alive(pid: int, started: int) -> bool:
-    return start_time(pid) == started
+    """The process that had this pid and start time is still running (zombies are dead)."""
+    return start_time(pid) == started and running(pid)
 
 
 def _marked(pid: int, world: str) -> bool:
@@ -109,13 +110,15 @@ class Record:
         tmp.write_text(json.dumps(asdict(self)))
         tmp.replace(self.path)  # atomic: a crash never leaves half a record
 
-    def add_process(self, pid: int, what: str) -> None:
+    def add_process(self, pid: int, what: str, host_shell: bool = False) -> None:
+        """Record a process; a host's shell also records the host's namespace."""
         started = start_time(pid)
         if started is not None:
             self.procs.append((pid, started, what))
-        ns = netns_inode(pid)
-        if ns is not None and ns not in self.netns and ns != netns_inode(1):
-            self.netns.append(ns)
+        if host_shell:
+            ns = netns_inode(pid)
+            if ns is not None and ns not in self.netns and ns != netns_inode(os.getpid()):
+                self.netns.append(ns)
         self.save()
 
     def owner_alive(self) -> bool:
@@ -136,9 +139,9 @@ def load_records() -> list[Record]:
 
 def world_processes(rec: Record) -> list[int]:
     """Pids of the live processes that belong to a world (see the module docstring)."""
-    me, root_ns = os.getpid(), netns_inode(1)
+    me = os.getpid()
     pids = {pid for pid, started, _ in rec.procs if alive(pid, started)}
-    namespaces = set(rec.netns) - {root_ns}
+    namespaces = set(rec.netns) - {netns_inode(me)}  # never our own namespace
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             pid = int(entry)

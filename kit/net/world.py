@@ -235,7 +235,7 @@ class World:
             names.append("dl")
         for name in names:
             host = self.net.addHost(name, **params)
-            self.record.add_process(host.pid, f"shell of {name}")
+            self.record.add_process(host.pid, f"shell of {name}", host_shell=True)
 
     def _create_links(self) -> None:
         spec, n_intf = self.spec, {}
@@ -342,8 +342,9 @@ class World:
     def _run_scripts(self, scripts: dict[str, list[str]]) -> None:
         """Run one shell script per host, all at once, and fail loudly on any error."""
         procs = {
-            name: subprocess.Popen(
-                ["mnexec", "-a", str(self.net.get(name).pid), "sh", "-ec", "\n".join(lines)],
+            name: self.popen(
+                name,
+                ["sh", "-ec", "\n".join(lines)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -631,18 +632,30 @@ class World:
             node = self._owner[how.split()[1]]
         return node
 
+    def popen(self, host: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        """Start a process inside a host's namespace.
+
+        Like everything the world starts, it carries the world's mark and dies with
+        the world's owner. Every command the kit runs in a host goes through here.
+        """
+        self._require_running()
+        node = self.net.get(host if host == "dl" else self._node_of(host))
+        return node._popen(["mnexec", "-a", str(node.pid), *argv], **kwargs)
+
     def run(self, host: str, command: str, timeout: float = 60) -> str:
         """Run a shell command on a host and return its output (raises on failure)."""
-        self._require_running()
-        r = subprocess.run(
-            ["mnexec", "-a", str(self.host(host).pid), "sh", "-c", command],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        p = self.popen(
+            host, ["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        if r.returncode:
-            raise WorldError(f"{command!r} on {host} failed ({r.returncode}): {r.stderr.strip()}")
-        return r.stdout
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise WorldError(f"{command!r} on {host} ran past {timeout} s") from None
+        if p.returncode:
+            raise WorldError(f"{command!r} on {host} failed ({p.returncode}): {err.strip()}")
+        return out
 
     def ping(self, a: str, b: str, count: int = 20, interval: float = 0.05) -> list[float]:
         """RTTs in ms of ``count`` ICMP echoes from ``a`` to ``b`` (a node, region or address)."""
@@ -659,11 +672,9 @@ class World:
         procs = {}
         for a, b in pairs:
             dst = b if re.fullmatch(r"[\d.]+", b) else self.ip(b)
-            procs[(a, b)] = subprocess.Popen(
+            procs[(a, b)] = self.popen(
+                a,
                 [
-                    "mnexec",
-                    "-a",
-                    str(self.host(a).pid),
                     sys.executable,
                     str(RTTPROBE),
                     dst,

@@ -1,0 +1,213 @@
+"""The edge on a world: an origin and a PoP service on every PoP host.
+
+    from kit.net import World
+    from kit.net.edge import start_edge
+    from kit.runtime import deploy
+
+    with World() as world:
+        edge = start_edge(world)                 # origin + every PoP, ~1 s
+        deploy(fetch, edge.pops)                 # over the control channel
+        world.run("user-berlin", f"curl -si {edge.pop_url('pop-frankfurt')}/")
+        edge.metrics("origin")["requests"]       # how much the edge spared it
+
+Two planes
+----------
+Users' requests travel the emulated network: from a user host to a PoP's
+address (``edge.pop_url(name)``) or the anycast address (``edge.anycast_url``),
+and on from the PoP to the origin (``edge.origin_url``), with the latencies of
+the real Internet. The notebook itself lives in the root namespace and cannot
+reach those addresses, so every service also listens on a Unix socket in the
+world's scratch folder (``--unix``; a path works across namespaces). That is the
+control plane: ``deploy(code, edge.pops)``, ``edge.metrics``, ``edge.purge``,
+``edge.origin_config``. It keeps working while a fault cuts a PoP off the
+network, as a real provider's management network would.
+
+Lifecycle
+---------
+The processes start side by side and the call returns when every one answers
+its health check (a service that fails shows the end of its log). They are the
+world's services: ``world.stop()`` stops them too. ``edge.stop()`` stops them
+earlier and removes their sockets. One edge per world: starting another (a
+notebook cell run twice) stops the previous one first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from kit.net.procs import Service, wait_healthy
+from kit.net.world import World, WorldError
+from kit.runtime.control import call
+
+HEALTH = "/_kit/health"
+
+_edges: weakref.WeakSet[Edge] = weakref.WeakSet()
+
+
+class Edge:
+    """A running origin and PoPs on a world (see the module docstring)."""
+
+    def __init__(
+        self, world: World, origin: str, pops: list[str], port: int, services: dict[str, Service]
+    ) -> None:
+        self.world, self.origin, self.port = world, origin, port
+        self.services = services  # host name -> its Service (origin first)
+        self.targets = {name: f"unix:{_socket_path(world, name)}" for name in [origin, *pops]}
+        self.pops: dict[str, str] = {name: self.targets[name] for name in pops}
+
+    # -- where things are -----------------------------------------------------
+
+    def _url(self, address: str) -> str:
+        return f"http://{address}" if self.port == 80 else f"http://{address}:{self.port}"
+
+    def pop_url(self, name: str) -> str:
+        """A PoP's data-plane URL, e.g. ``http://10.2.20.2`` (reachable from world hosts)."""
+        return self._url(self.world.ip(self._service(name, pops_only=True)))
+
+    @property
+    def anycast_url(self) -> str:
+        """The address every PoP answers; the network takes each user to the nearest one."""
+        return self._url(self.world.spec.anycast)
+
+    @property
+    def origin_url(self) -> str:
+        return self._url(self.world.ip(self.origin))
+
+    # -- the control plane ----------------------------------------------------
+
+    def metrics(self, name: str) -> dict[str, Any]:
+        """A service's counters: requests, bytes, cache hits, origin fetches, latencies."""
+        return call(self.targets[self._service(name)], "GET", "/_kit/metrics")
+
+    def reset_metrics(self) -> None:
+        """Zero the counters of the origin and every PoP."""
+        for target in self.targets.values():
+            call(target, "POST", "/_kit/metrics/reset")
+
+    def purge(self, name: str | None = None, prefix: str = "") -> int:
+        """Empty one PoP's cache (or every PoP's); ``prefix`` limits it to paths under it.
+
+        Returns how many entries were removed.
+        """
+        names = [self._service(name, pops_only=True)] if name else list(self.pops)
+        path = f"/_kit/cache?prefix={quote(prefix)}"
+        return sum(call(self.pops[n], "DELETE", path)["purged"] for n in names)
+
+    def origin_config(self, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Merge ``changes`` into the origin's config (think_ms, version, rules); return it."""
+        target = self.targets[self.origin]
+        if changes is None:
+            return call(target, "GET", "/_kit/config")
+        return call(target, "POST", "/_kit/config", changes)
+
+    def log(self, name: str, tail: int | None = 20) -> str:
+        """The end of a service's log (a handler's traceback lands in its PoP's log)."""
+        return self.services[self._service(name)].log(tail)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return any(svc.running for svc in self.services.values())
+
+    def stop(self) -> None:
+        """Stop the origin and PoPs and remove their sockets; safe to call twice."""
+        for svc in self.services.values():
+            svc.stop()
+            if svc in self.world.services:
+                self.world.services.remove(svc)
+        for target in self.targets.values():  # a service killed hard leaves its socket
+            Path(target.removeprefix("unix:")).unlink(missing_ok=True)
+        if self.world.record:  # the logs stay until the world stops, to be read
+            _geo_path(self.world).unlink(missing_ok=True)
+        _edges.discard(self)
+
+    def __enter__(self) -> Edge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _service(self, name: str, pops_only: bool = False) -> str:
+        known = self.pops if pops_only else self.services
+        if name not in known:
+            what = "PoPs" if pops_only else "services"
+            raise WorldError(f"no {name!r} in this edge; its {what}: {', '.join(known)}")
+        return name
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Edge {self.origin} + {len(self.pops)} PoPs on port {self.port}: {state}>"
+
+
+def start_edge(
+    world: World,
+    pops: Iterable[str] | None = None,
+    *,
+    origin: str = "origin",
+    think_ms: float = 0,
+    port: int = 80,
+    timeout: float = 20.0,
+) -> Edge:
+    """Start the origin on ``origin`` and a PoP on each of ``pops`` (default: every PoP).
+
+    ``think_ms`` is the origin's server time per request. Returns an ``Edge``.
+    """
+    if not world.running:
+        raise WorldError(
+            "the world is not running; start it first (world.start(), or `with World() as world:`)"
+        )
+    spec = world.spec
+    names = [p.name for p in spec.of_kind("pop")] if pops is None else list(pops)
+    for name in [origin, *names]:
+        if name not in spec.nodes:
+            raise WorldError(f"no node {name!r} in this world; nodes: {', '.join(spec.nodes)}")
+    if not names:
+        raise WorldError("start_edge needs at least one PoP")
+    for old in list(_edges):  # a notebook cell run twice: one edge per world
+        if old.world is world:
+            old.stop()
+
+    geo = _geo_path(world)
+    geo.write_text(json.dumps(spec.geo_table()))
+    origin_url = f"http://{world.ip(origin)}:{port}"
+    common = ["--port", str(port), "--log-sample", "0"]
+    commands = {origin: ["-m", "kit.services.origin", "--think-ms", str(think_ms)]}
+    for name in names:
+        commands[name] = ["-m", "kit.services.pop", "--pop", name, "--origin", origin_url]
+        commands[name] += ["--geo", str(geo)]
+
+    edge = Edge(world, origin, names, port, {})
+    try:
+        for host, argv in commands.items():
+            socket = _socket_path(world, host)
+            socket.unlink(missing_ok=True)  # left by a service killed hard
+            svc = Service(
+                world,
+                host,
+                argv[1].rpartition(".")[2],  # "pop" or "origin": its log is HOST.pop.log
+                [sys.executable, *argv, *common, "--unix", str(socket)],
+                health_url=f"http://127.0.0.1:{port}{HEALTH}",
+            )
+            world.services.append(svc)
+            edge.services[host] = svc.launch()
+        wait_healthy(list(edge.services.values()), timeout)
+    except BaseException:
+        edge.stop()
+        raise
+    _edges.add(edge)
+    return edge
+
+
+def _geo_path(world: World) -> Path:
+    return Path(world.record.scratch) / "geo.json"
+
+
+def _socket_path(world: World, host: str) -> Path:
+    return Path(world.record.scratch) / f"{host}.sock"
