@@ -92,14 +92,18 @@ def up() -> int:
     from kit.net import World
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with World().start(progress=print) as world:
-        print(_table(world.table(), ["node", "kind", "region", "city", "address"]))
-        print(f"\nanycast {world.spec.anycast}; links: {world.mechanism}. Ctrl-C stops the world.")
-        try:
+    try:
+        with World().start(progress=print) as world:
+            print(_table(world.table(), ["node", "kind", "region", "city", "address"]))
+            print(
+                f"\nanycast {world.spec.anycast}; links: {world.mechanism}. "
+                "Ctrl-C stops the world.",
+                flush=True,
+            )
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            print("\nstopping")
+    except KeyboardInterrupt:
+        print("\nthe world is stopped")
     return 0
 
 
