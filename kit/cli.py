@@ -20,8 +20,6 @@ import socket
 import sys
 import time
 
-P50_LIMIT_MS, P99_LIMIT_MS = 1.0, 3.0
-
 
 def _table(rows: list[dict], columns: list[str]) -> str:
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
@@ -107,83 +105,26 @@ def up() -> int:
     return 0
 
 
-def measure_fidelity(world: object, count: int = 500, interval: float = 0.01) -> list[dict]:
-    """Configured vs measured RTT for every user-to-server pair and backbone link."""
-    spec = world.spec
-    servers = [n.name for n in spec.nodes.values() if n.kind in ("pop", "origin")]
-    pairs = [(u.name, s) for u in spec.of_kind("client") for s in servers]
-    for bb in spec.backbone:
-        pairs.append((spec.regions[bb.a].router, spec.regions[bb.b].router))
-    world.ping_many(pairs, count=2, interval=0.05)  # warm up
-    measured = world.ping_many(pairs, count=count, interval=interval)
-    rows = []
-    for a, b in pairs:
-        rtts = sorted(measured[(a, b)])
-        cfg = _configured(world, a, b)
-        if not rtts:
-            rows.append(
-                {
-                    "from": a,
-                    "to": b,
-                    "configured": cfg,
-                    "p50": None,
-                    "p99": None,
-                    "err_p50": None,
-                    "err_p99": None,
-                    "lost": count,
-                }
-            )
-            continue
-        p50, p99 = rtts[len(rtts) // 2], rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
-        rows.append(
-            {
-                "from": a,
-                "to": b,
-                "configured": round(cfg, 2),
-                "p50": round(p50, 2),
-                "p99": round(p99, 2),
-                "err_p50": round(p50 - cfg, 2),
-                "err_p99": round(p99 - cfg, 2),
-                "lost": count - len(rtts),
-            }
-        )
-    return rows
-
-
-def _configured(world: object, a: str, b: str) -> float:
-    """Configured RTT between two nodes, or two region routers (a backbone link)."""
-    spec = world.spec
-    if a in spec.nodes and b in spec.nodes:
-        return world.configured_rtt(a, b)
-    return world.link(a, b).params.rtt_ms
-
-
 def verify() -> int:
     """Measure every pair of the default world against its configured RTT."""
-    from kit.net import World
+    from kit.net import World, fidelity
 
     with World().start(progress=print) as world:
         print(f"measuring every pair ({world.mechanism}) ...", flush=True)
-        rows = measure_fidelity(world)
+        pairs = fidelity.measure(world, fidelity.verify_pairs(world))
+    rows = [p.row() for p in pairs]
     print(_table(rows, ["from", "to", "configured", "p50", "p99", "err_p50", "err_p99", "lost"]))
-    bad = [
-        r
-        for r in rows
-        if r["p50"] is None or abs(r["err_p50"]) > P50_LIMIT_MS or abs(r["err_p99"]) > P99_LIMIT_MS
-    ]
-    worst50 = max(abs(r["err_p50"]) for r in rows if r["p50"] is not None)
-    worst99 = max(abs(r["err_p99"]) for r in rows if r["p99"] is not None)
+    worst50 = max(abs(p.error(0.5) or 0) for p in pairs)
+    worst99 = max(abs(p.error(0.99) or 0) for p in pairs)
     print(
-        f"\nworst p50 error {worst50:.2f} ms (limit {P50_LIMIT_MS}), "
-        f"worst p99 error {worst99:.2f} ms (limit {P99_LIMIT_MS})"
+        f"\nworst p50 error {worst50:.2f} ms (limit {fidelity.P50_LIMIT_MS}), "
+        f"worst p99 error {worst99:.2f} ms (limit {fidelity.P99_LIMIT_MS})"
     )
+    bad = [p for p in pairs if not p.ok]
     if bad:
-        print(
-            f"{len(bad)} pairs out of tolerance: "
-            + ", ".join(f"{r['from']}->{r['to']}" for r in bad)
-        )
+        print(f"{len(bad)} pairs out of tolerance: " + ", ".join(f"{p.src}->{p.dst}" for p in bad))
         return 1
-    print(f"all {len(rows)} pairs within tolerance")
+    print(f"all {len(pairs)} pairs within tolerance")
     return 0
 
 

@@ -5,15 +5,9 @@ import time
 
 import pytest
 
-from kit.net import WorldError
+from kit.net import WorldError, fidelity
 from kit.net.faults import flapping, parse_schedule, play, random_schedule
 from kit.net.procs import ServiceError
-
-
-def errors(world, pairs, count=200):
-    """Measured minus configured RTT, pooled per pair."""
-    measured = world.ping_many(pairs, count=count, interval=0.01)
-    return {p: sorted(r - world.configured_rtt(*p) for r in measured[p]) for p in pairs}
 
 
 def test_rtt_fidelity_within_tolerance(world):
@@ -24,14 +18,11 @@ def test_rtt_fidelity_within_tolerance(world):
         ("user-singapore", "origin"),
         ("user-saopaulo", "pop-frankfurt"),
     ]
-    world.ping_many(pairs, count=2)
-    pooled = []
-    for pair, errs in errors(world, pairs).items():
-        assert len(errs) == 200, f"{pair}: lost {200 - len(errs)} echoes"
-        assert abs(errs[100]) < 1.0, f"{pair}: p50 error {errs[100]:.2f} ms"
-        pooled += errs
-    pooled.sort()
-    assert abs(pooled[int(len(pooled) * 0.99)]) < 3.0, f"p99 error {pooled[792]:.2f} ms"
+    measured = fidelity.measure(world, pairs, count=200)
+    for p in measured:
+        assert p.lost == 0, f"{p.src}->{p.dst}: lost {p.lost} echoes"
+        assert abs(p.error(0.5)) < 1.0, f"{p.src}->{p.dst}: p50 error {p.error(0.5):.2f} ms"
+    assert abs(fidelity.pooled(measured, 0.99)) < 3.0
 
 
 def test_a_fresh_http_connection_costs_two_round_trips(world):
