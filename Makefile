@@ -23,6 +23,7 @@ clean:
 
 bench: setup
 	$(PY) bench/world_bench.py
+	$(PY) bench/edge_bench.py
 
 # Regenerate requirements.lock from requirements.in (then commit both).
 lock: setup

@@ -129,13 +129,17 @@ def test_set_link_slows_a_running_link_and_adds_loss(world):
 
 
 def test_jitter_delays_but_never_reorders(world):
+    pair = ("user-london", "pop-frankfurt")
     try:
         world.set_link("user-london", jitter_ms=5)
-        rtts = world.ping("user-london", "pop-frankfurt", count=100, interval=0.01)
-        assert len(rtts) == 100
-        assert statistics.pstdev(rtts) > 0.5  # jitter is there
+        # Echoes 2 ms apart with +-5 ms of jitter each way: a line that delayed each
+        # frame independently (as netem does) would deliver many out of order.
+        got = world.echoes([pair], count=300, interval=0.002)[pair]
     finally:
         world.set_link("user-london", jitter_ms=0)
+    assert len(got.rtts) == 300
+    assert statistics.pstdev(got.rtts) > 1.0  # the jitter is there
+    assert got.reordered == 0
 
 
 def test_bandwidth_limit_is_applied_on_a_running_link(world):

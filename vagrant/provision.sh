@@ -24,7 +24,7 @@ fi
 # 1. Debian packages, only those missing.
 PACKAGES="mininet iproute2 iputils-ping iperf curl ethtool procps util-linux
   mosquitto mosquitto-clients nginx-light python3 python3-venv python3-dev git make
-  vagrant"  # vagrant: only to validate the Vagrantfile in the tests
+  wrk vagrant"  # wrk: the PoP benchmark; vagrant: to validate the Vagrantfile
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -186,13 +186,13 @@ def start_edge(
     edge = Edge(world, origin, names, port, {})
     try:
         for host, argv in commands.items():
-            socket = _socket_path(world, host)
-            socket.unlink(missing_ok=True)  # left by a service killed hard
+            control_socket = _socket_path(world, host)
+            control_socket.unlink(missing_ok=True)  # left by a service killed hard
             svc = Service(
                 world,
                 host,
                 argv[1].rpartition(".")[2],  # "pop" or "origin": its log is HOST.pop.log
-                [sys.executable, *argv, *common, "--unix", str(socket)],
+                [sys.executable, *argv, *common, "--unix", str(control_socket)],
                 health_url=f"http://127.0.0.1:{port}{HEALTH}",
             )
             world.services.append(svc)

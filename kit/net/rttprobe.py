@@ -5,7 +5,8 @@
 This script (standard library only, run inside a world host as root) sends
 ``count`` ICMP echo requests to one address, ``interval`` seconds apart, and
 prints one JSON line: the RTTs in ms of the replies, in order of sending (lost
-requests are missing). The kernel of the target host answers: no server needed.
+requests are missing), and how many replies arrived after a later one
+(reordering). The kernel of the target host answers: no server needed.
 
     python rttprobe.py 10.1.6.2 --count 50 --interval 0.02
 """
@@ -46,7 +47,8 @@ def echo_request(ident: int, seq: int) -> bytes:
     return struct.pack("!BBHHH", 8, 0, checksum(header + payload), ident, seq) + payload
 
 
-def measure(dst: str, count: int, interval: float, timeout: float) -> list[float]:
+def measure(dst: str, count: int, interval: float, timeout: float) -> tuple[list[float], int]:
+    """(RTTs in ms in order of sending, how many replies overtook an earlier one)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     # The kernel stamps each reply as it arrives, so a busy machine that is slow to
     # wake this process does not inflate the measured RTT.
@@ -54,6 +56,7 @@ def measure(dst: str, count: int, interval: float, timeout: float) -> list[float
     ident = os.getpid() & 0xFFFF
     sent: dict[int, int] = {}
     rtts: dict[int, float] = {}
+    highest, reordered = -1, 0
     next_send = time.monotonic()
     seq = 0
     deadline = None
@@ -80,7 +83,9 @@ def measure(dst: str, count: int, interval: float, timeout: float) -> list[float
             kind, _, _, rid, rseq = struct.unpack("!BBHHH", packet[ihl : ihl + 8])
             if kind == 0 and rid == ident and rseq in sent and rseq not in rtts:
                 rtts[rseq] = (received - sent[rseq]) / 1e6
-    return [rtts[s] for s in sorted(rtts)]
+                reordered += rseq < highest  # an earlier echo arrives after a later one
+                highest = max(highest, rseq)
+    return [rtts[s] for s in sorted(rtts)], reordered
 
 
 def run_first() -> None:
@@ -101,7 +106,8 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=0.05)
     ap.add_argument("--timeout", type=float, default=2.0)
     a = ap.parse_args()
-    print(json.dumps([round(r, 4) for r in measure(a.dst, a.count, a.interval, a.timeout)]))
+    rtts, reordered = measure(a.dst, a.count, a.interval, a.timeout)
+    print(json.dumps({"rtts": [round(r, 4) for r in rtts], "reordered": reordered}))
 
 
 if __name__ == "__main__":

@@ -115,6 +115,14 @@ class WorldLink:
         return (self.b, self.b_ip) if node == self.a else (self.a, self.a_ip)
 
 
+@dataclass
+class Echoes:
+    """What came back from a series of ICMP echoes."""
+
+    rtts: list[float]  # ms, in order of sending; lost echoes are missing
+    reordered: int  # replies that arrived after a later one
+
+
 class WorldError(RuntimeError):
     """Something a learner asked of a world that it cannot do; the message says why."""
 
@@ -664,35 +672,35 @@ class World:
     def ping_many(
         self, pairs: Iterable[tuple[str, str]], count: int = 20, interval: float = 0.05
     ) -> dict[tuple[str, str], list[float]]:
-        """Measure several pairs at once (``kit/net/rttprobe.py``, microsecond resolution).
+        """Measure several pairs at once; lost echoes are missing from the lists."""
+        return {pair: e.rtts for pair, e in self.echoes(pairs, count, interval).items()}
 
-        Lost echoes are missing from the lists.
-        """
-        self._require_running()
+    def echoes(
+        self, pairs: Iterable[tuple[str, str]], count: int = 20, interval: float = 0.05
+    ) -> dict[tuple[str, str], Echoes]:
+        """RTTs and reordering of each pair, all pairs at once (``kit/net/rttprobe.py``)."""
         procs = {}
         for a, b in pairs:
             dst = b if re.fullmatch(r"[\d.]+", b) else self.ip(b)
+            argv = [
+                sys.executable,
+                str(RTTPROBE),
+                dst,
+                "--count",
+                str(count),
+                "--interval",
+                str(interval),
+            ]
             procs[(a, b)] = self.popen(
-                a,
-                [
-                    sys.executable,
-                    str(RTTPROBE),
-                    dst,
-                    "--count",
-                    str(count),
-                    "--interval",
-                    str(interval),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+                a, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         results = {}
         for pair, p in procs.items():
             out, err = p.communicate()
             if p.returncode:
                 raise WorldError(f"measuring {pair[0]} -> {pair[1]} failed: {err.strip()}")
-            results[pair] = json.loads(out)
+            data = json.loads(out)
+            results[pair] = Echoes(data["rtts"], data["reordered"])
         return results
 
     def start_service(

@@ -11,7 +11,8 @@
 
 Modules: `http` (Request, Response, Geo), `bindings` (Env, Context),
 `matcher` (Next.js-style path patterns), `loader` (compile a handler, report
-errors with line numbers), `deploy` (ship a handler to PoPs from a notebook).
+errors with line numbers), `deploy` (ship a handler to PoPs from a notebook),
+`control` (the one client for services' /_kit endpoints, over TCP or a Unix socket).
 The PoP that runs handlers is `kit.services.pop`.
 """
 

@@ -7,7 +7,11 @@
             return Response.redirect("https://de.example.com", 302)
         return await env.origin.fetch(request)
 
-    deploy(fetch, pops)          # pops: a URL, a list of URLs, or {name: URL}
+    deploy(fetch, pops)          # pops: a target, a list of them, or {name: target}
+
+A target is a PoP's control address: `http://host:port`, or `unix:/path.sock`
+for the Unix socket a world's PoPs also listen on (`start_edge(world).pops`
+gives {name: "unix:..."}), since the notebook cannot reach a world host's IP.
 
 `deploy` ships source code, not a pickled function: it takes a function (its
 source is read with `inspect.getsource`, which works for notebook cells), a list
@@ -18,22 +22,22 @@ loads the handler next to the one it is serving (this is the cold start we
 measure); only if all of them loaded it does each PoP switch to it. If any PoP
 fails to load it, none switches, and `DeployError` says where and why.
 
-It uses blocking HTTP from the standard library on purpose: a notebook already
-runs an event loop, and a plain call is the easiest thing to use from a cell.
+It uses blocking HTTP from the standard library on purpose (`control.py`): a
+notebook already runs an event loop, and a plain call is the easiest thing to
+use from a cell.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import textwrap
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+from kit.runtime import control
 
 Code = str | Callable[..., Any] | ModuleType | Iterable[Callable[..., Any]]
 Pops = str | Iterable[str] | Mapping[str, str]
@@ -55,7 +59,7 @@ class Deployed:
     """One PoP now serving the handler."""
 
     pop: str
-    url: str
+    url: str  # its target: http://host:port or unix:/path.sock
     version: int
     kind: str
     cold_start_ms: float
@@ -77,28 +81,28 @@ def handler_source(code: Code) -> str:
     return source
 
 
-def _pop_urls(pops: Pops) -> dict[str, str]:
+def _targets(pops: Pops) -> dict[str, str]:
+    """{name: target}; a bare target (or list of them) is named by itself."""
     if isinstance(pops, str):
         pops = [pops]
     if isinstance(pops, Mapping):
-        return {name: url.rstrip("/") for name, url in pops.items()}
-    return {url.rstrip("/"): url.rstrip("/") for url in pops}
+        return {name: control.check_target(target) for name, target in pops.items()}
+    return {control.check_target(t): control.check_target(t) for t in pops}
 
 
-def _call(url: str, method: str, payload: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
+def _call(
+    target: str, method: str, path: str, payload: dict[str, Any] | None, timeout: float
+) -> dict[str, Any]:
+    """Call a PoP's control endpoint; any failure becomes {"ok": False, "error": {...}}."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        try:
-            return json.loads(error.read())
-        except ValueError:
-            return {"ok": False, "error": {"reason": f"HTTP {error.code} from {url}"}}
-    except (OSError, ValueError) as error:
-        return {"ok": False, "error": {"reason": f"cannot reach {url}: {error}"}}
+        status, data = control.request(target, method, path, payload, timeout=timeout)
+    except control.ControlError as error:
+        return {"ok": False, "error": {"reason": str(error)}}
+    if not isinstance(data, dict):
+        return {"ok": False, "error": {"reason": f"HTTP {status} from {target}"}}
+    if status >= 400 and not isinstance(data.get("error"), dict):  # a plain {"error": "..."}
+        return {"ok": False, "error": {"reason": f"HTTP {status}: {data.get('error')}"}}
+    return data
 
 
 def _on_all(pops: dict[str, str], call: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
@@ -135,36 +139,36 @@ def deploy(
     source = handler_source(code)
     if matcher is not None:
         source += f"\n\nconfig = {{'matcher': {matcher!r}}}\n"
-    urls = _pop_urls(pops)
-    if not urls:
-        raise ValueError("deploy needs at least one PoP URL")
+    targets = _targets(pops)
+    if not targets:
+        raise ValueError("deploy needs at least one PoP target")
     body = {"source": source, "config": config or {}, "timeout_s": timeout_s, "activate": False}
-    staged = _on_all(urls, lambda url: _call(f"{url}/_kit/deploy", "POST", body, http_timeout_s))
+    staged = _on_all(targets, lambda t: _call(t, "POST", "/_kit/deploy", body, http_timeout_s))
     failures = {pop: r.get("error", {}) for pop, r in staged.items() if not r.get("ok")}
     if failures:
         for pop, result in staged.items():
             if result.get("ok"):  # withdraw what the others staged
-                _call(f"{urls[pop]}/_kit/deploy/staged", "DELETE", None, http_timeout_s)
+                _call(targets[pop], "DELETE", "/_kit/deploy/staged", None, http_timeout_s)
         raise DeployError(_describe(failures), failures)
 
-    def activate(url: str) -> dict[str, Any]:
-        token = next(r["token"] for p, r in staged.items() if urls[p] == url)
-        return _call(f"{url}/_kit/deploy/activate", "POST", {"token": token}, http_timeout_s)
+    def activate(target: str) -> dict[str, Any]:
+        token = next(r["token"] for p, r in staged.items() if targets[p] == target)
+        return _call(target, "POST", "/_kit/deploy/activate", {"token": token}, http_timeout_s)
 
-    active = _on_all(urls, activate)
+    active = _on_all(targets, activate)
     failures = {pop: r.get("error", {}) for pop, r in active.items() if not r.get("ok")}
     if failures:
         raise DeployError("deploy activated on some PoPs only:\n" + _describe(failures), failures)
     return [
-        Deployed(pop, urls[pop], r["version"], r["kind"], staged[pop]["cold_start_ms"])
+        Deployed(pop, targets[pop], r["version"], r["kind"], staged[pop]["cold_start_ms"])
         for pop, r in active.items()
     ]
 
 
 def undeploy(pops: Pops, http_timeout_s: float = 30.0) -> None:
     """Remove the handler: the PoPs go back to being plain caching proxies."""
-    urls = _pop_urls(pops)
-    results = _on_all(urls, lambda url: _call(f"{url}/_kit/deploy", "DELETE", None, http_timeout_s))
+    targets = _targets(pops)
+    results = _on_all(targets, lambda t: _call(t, "DELETE", "/_kit/deploy", None, http_timeout_s))
     failures = {pop: r.get("error", {}) for pop, r in results.items() if not r.get("ok")}
     if failures:
         raise DeployError(_describe(failures), failures)

@@ -1,6 +1,6 @@
 """What every service shares: CLI, health, metrics, logs, limits and errors.
 
-- `parser(name)`: argparse with `--host`, `--port`, `--max-body-kb`,
+- `parser(name)`: argparse with `--host`, `--port`, `--unix`, `--max-body-kb`,
   `--log-sample`; each service adds its own options.
 - `Metrics`: counters and a latency histogram, served as JSON at
   `GET /_kit/metrics` (`POST /_kit/metrics/reset` zeroes them).
@@ -13,6 +13,13 @@
   exception into a JSON 500 (the traceback goes to the log, not the client).
 - `serve(app, args)`: run it; prints `{"event": "listening", "port": N}` first,
   so `--port 0` (any free port) can be used by tests and the world layer.
+
+The control channel: `--unix PATH` serves the same app on a Unix domain socket
+as well as on TCP. A world host is a network namespace, which the notebook
+cannot reach over IP; a path in the filesystem it can, so a notebook deploys
+handlers and reads metrics through the socket while users' requests stay on the
+emulated network. Both listeners share one runner, so serving TCP costs nothing
+extra. The socket file is removed when the service exits.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import signal
+import socket
+import stat
 import sys
 import time
 import traceback
@@ -41,6 +51,9 @@ def parser(service: str, description: str) -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog=f"python -m kit.services.{service}", description=description)
     cli.add_argument("--host", default="0.0.0.0", help="address to listen on")
     cli.add_argument("--port", type=int, default=8080, help="port (0 = any free port)")
+    cli.add_argument(
+        "--unix", metavar="PATH", help="also serve on this Unix socket (the control channel)"
+    )
     cli.add_argument("--max-body-kb", type=int, default=1024, help="largest request body")
     cli.add_argument(
         "--log-sample",
@@ -196,18 +209,48 @@ async def _run(app: web.Application, args: argparse.Namespace, log: Log) -> None
         max_field_size=MAX_HEADER_BYTES,
     )
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, backlog=1024, reuse_address=True)
-    await site.start()
-    server = site._server
-    port = server.sockets[0].getsockname()[1] if server and server.sockets else args.port
-    stop = asyncio.Event()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(signal_number, stop.set)
-    log("listening", host=args.host, port=port)
+    unix_path, unix_bound = getattr(args, "unix", None), False
     try:
+        if unix_path:  # first: once TCP answers health checks, the socket is there too
+            _remove_stale_socket(unix_path)
+            await web.UnixSite(runner, unix_path, backlog=128).start()
+            unix_bound = True
+        site = web.TCPSite(runner, args.host, args.port, backlog=1024, reuse_address=True)
+        await site.start()
+        server = site._server
+        port = server.sockets[0].getsockname()[1] if server and server.sockets else args.port
+        stop = asyncio.Event()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signal_number, stop.set)
+        log("listening", host=args.host, port=port, unix=unix_path)
         await stop.wait()
     finally:
         await runner.cleanup()
+        if unix_bound:
+            _remove_socket(unix_path)
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket file a killed service left; refuse one a live service listens on."""
+    if not os.path.exists(path):
+        return
+    if not stat.S_ISSOCK(os.stat(path).st_mode):
+        raise SystemExit(f"--unix {path}: exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:  # nobody listens: left over
+            os.unlink(path)
+            return
+    raise SystemExit(f"--unix {path}: another service is listening there")
+
+
+def _remove_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def serve(app: web.Application, args: argparse.Namespace, log: Log) -> None:

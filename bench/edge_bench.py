@@ -1,0 +1,276 @@
+"""Edge benchmarks: ratios measured side by side in one run, on loopback.
+
+    .venv/bin/python bench/edge_bench.py
+
+(a) Cold start. Deploying a handler to a running PoP (the isolate model: load
+    code into a process that is already up) against starting a new PoP process
+    until it answers its health check (the container model). The handler's cold
+    start is reported twice: as the PoP measured it (loading the code) and as
+    the notebook saw it (both deploy phases over the Unix control socket).
+
+(b) Throughput. A cached 10 KB object served by the kit's PoP against nginx's
+    proxy_cache in front of the same kit origin. Each server is pinned to core
+    0 with one worker; wrk runs on core 1; each gets a warm-up, then the same
+    measured duration.
+
+Prints a table and exits 0. Needs nginx (/usr/sbin/nginx) and wrk for (b).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kit.runtime import deploy  # noqa: E402
+from kit.runtime.control import ControlError, call  # noqa: E402
+
+NGINX = "/usr/sbin/nginx"
+OBJECT = "/static/10k.bin"
+DEPLOYS, PROCESS_STARTS = 30, 5
+WARMUP_S, MEASURE_S, CONNECTIONS = 2, 5, 64
+SERVER_CORE, LOAD_CORE = "0", "1"
+HANDLER = """
+async def fetch(request, env, ctx):
+    if request.geo.country == "DE":
+        return Response.redirect("https://de.example.com", 302)
+    return await env.origin.fetch(request)
+"""
+
+NGINX_CONF = """
+worker_processes 1;
+{user}
+pid {tmp}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    proxy_cache_path {tmp}/cache levels=1:2 keys_zone=edge:10m max_size=64m use_temp_path=off;
+    upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=1024;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache edge;
+            add_header x-cache $upstream_cache_status;
+        }}
+    }}
+}}
+"""
+
+
+def pinned(core: str) -> list[str]:
+    """`taskset -c CORE` if this machine has that core, else nothing."""
+    return ["taskset", "-c", core] if int(core) < (os.cpu_count() or 1) else []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class KitService:
+    """`python -m kit.services.NAME` on 127.0.0.1 with a Unix control socket."""
+
+    def __init__(self, name: str, tmp: Path, *args: str, core: str | None = None) -> None:
+        self.unix = tmp / f"{name}-{time.monotonic_ns()}.sock"
+        self.log = tmp / f"{self.unix.stem}.log"
+        command = [sys.executable, "-m", f"kit.services.{name}", "--host", "127.0.0.1"]
+        command += ["--port", "0", "--log-sample", "0", "--unix", str(self.unix), *args]
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                (pinned(core) if core else []) + command,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.target = f"unix:{self.unix}"
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                call(self.target, "GET", "/_kit/health", timeout=1)
+                return
+            except ControlError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"service did not start:\n{self.log.read_text()}") from None
+                time.sleep(0.002)
+
+    @property
+    def url(self) -> str:
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{") and json.loads(line).get("event") == "listening":
+                return f"http://127.0.0.1:{json.loads(line)['port']}"
+        raise RuntimeError(f"no listening line in {self.log}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def cold_start(tmp: Path, origin: KitService) -> dict[str, float]:
+    """Median ms: handler load at the PoP, deploy seen by the client, process start."""
+    pop = KitService("pop", tmp, "--pop", "bench", "--origin", origin.url)
+    try:
+        pop.wait_healthy()
+        reported, seen = [], []
+        for _ in range(DEPLOYS):
+            started = time.perf_counter()
+            (result,) = deploy(HANDLER, pop.target)
+            seen.append((time.perf_counter() - started) * 1000)
+            reported.append(result.cold_start_ms)
+    finally:
+        pop.stop()
+    process = []
+    for _ in range(PROCESS_STARTS):
+        started = time.perf_counter()
+        fresh = KitService("pop", tmp, "--pop", "bench", "--origin", origin.url)
+        try:
+            fresh.wait_healthy()
+            process.append((time.perf_counter() - started) * 1000)
+        finally:
+            fresh.stop()
+    return {
+        "reported": statistics.median(reported),
+        "seen": statistics.median(seen),
+        "process": statistics.median(process),
+    }
+
+
+def wrk(url: str, seconds: int) -> float:
+    """Requests per second wrk measured (one thread, pinned to the load core)."""
+    command = pinned(LOAD_CORE) + ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not found:
+        raise RuntimeError(f"wrk printed no Requests/sec:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors[1]} error responses under load:\n{out}")
+    return float(found[1])
+
+
+def served_from_cache(url: str) -> bool:
+    """Fetch twice; the second answer must say HIT (both servers send x-cache)."""
+    for _ in range(2):
+        out = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-D", "-", url], capture_output=True, text=True
+        ).stdout
+    return bool(re.search(r"(?im)^x-cache: HIT", out))
+
+
+def throughput(url: str) -> float:
+    if not served_from_cache(url):
+        raise RuntimeError(f"{url} is not served from the cache")
+    wrk(url, WARMUP_S)
+    return wrk(url, MEASURE_S)
+
+
+def start_nginx(tmp: Path, origin_port: int) -> tuple[subprocess.Popen, str]:
+    home = tmp / "nginx"
+    home.mkdir()
+    port = free_port()
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf = NGINX_CONF.format(tmp=home, origin_port=origin_port, port=port, user=user)
+    (home / "nginx.conf").write_text(conf)
+    log = home / "error.log"
+    command = [NGINX, "-p", str(home), "-c", str(home / "nginx.conf"), "-e", str(log)]
+    proc = subprocess.Popen(
+        pinned(SERVER_CORE) + [*command, "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while subprocess.run(["curl", "-s", "-o", "/dev/null", url + "/_kit/health"]).returncode:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"nginx did not start:\n{log.read_text() if log.exists() else ''}")
+        time.sleep(0.02)
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()  # nginx: fast shutdown of master and worker
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value:>14}" for name, value in rows)
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="edgelab-bench-"))
+    origin = KitService("origin", tmp, core=SERVER_CORE)
+    rows: list[tuple[str, str]] = []
+    try:
+        origin.wait_healthy()
+        times = cold_start(tmp, origin)
+        rows += [
+            ("(a) handler deploy: load at the PoP", f"{times['reported']:.2f} ms"),
+            ("(a) handler deploy: seen by the notebook", f"{times['seen']:.2f} ms"),
+            ("(a) new PoP process until healthy", f"{times['process']:.0f} ms"),
+            ("    process start / deploy (notebook)", f"{times['process'] / times['seen']:.0f}x"),
+            ("    process start / load at the PoP", f"{times['process'] / times['reported']:.0f}x"),
+        ]
+        if not shutil.which("wrk") or not os.path.exists(NGINX):
+            rows.append(("(b) skipped", "needs wrk and nginx (apt-get install wrk nginx-light)"))
+        else:
+            pop = KitService("pop", tmp, "--pop", "bench", "--origin", origin.url, core=SERVER_CORE)
+            try:
+                pop.wait_healthy()
+                kit_rps = throughput(pop.url + OBJECT)
+            finally:
+                pop.stop()
+            nginx, nginx_url = start_nginx(tmp, int(origin.url.rpartition(":")[2]))
+            try:
+                nginx_rps = throughput(nginx_url + OBJECT)
+            finally:
+                stop(nginx)
+            rows += [
+                ("(b) kit PoP, cached 10 KB, 1 core", f"{kit_rps:,.0f} req/s"),
+                ("(b) nginx proxy_cache, cached 10 KB, 1 core", f"{nginx_rps:,.0f} req/s"),
+                ("    nginx / kit PoP", f"{nginx_rps / kit_rps:.1f}x"),
+            ]
+    finally:
+        origin.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    cores = f"servers on core {SERVER_CORE}, wrk on core {LOAD_CORE}"
+    print(f"Edge Lab edge benchmark (loopback; medians of {DEPLOYS} deploys and ")
+    print(f"{PROCESS_STARTS} process starts; {MEASURE_S} s of wrk -c{CONNECTIONS} each; {cores})\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
