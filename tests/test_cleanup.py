@@ -167,3 +167,19 @@ def test_without_root_the_refusal_is_a_sentence():
         text=True,
     )
     assert "Edge Lab's worlds need root" in r.stderr
+
+
+def test_a_world_stops_when_its_process_exits():
+    script = (
+        "from kit.net import World\n"
+        "from tests.test_cleanup import small_world\n"
+        "w = World(small_world('leaver')).start()\n"
+        "print(w.record.id, flush=True)\n"  # and exit without calling stop()
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    wid = out.strip()
+    assert wid.startswith("leaver-")
+    assert wid not in [r.id for r in registry.load_records()]
+    assert not Path(f"/tmp/edgelab-{wid}").exists()

@@ -96,15 +96,15 @@ def tc_commands(intf: str, p: LinkParams, netem: bool) -> list[str]:
     if p.bw_mbit:
         cmds += [
             f"tc qdisc add dev {intf} root handle 5: htb default 1",
-            f"tc class add dev {intf} parent 5: classid 5:1 htb rate {p.bw_mbit}mbit burst 15k",
+            f"tc class add dev {intf} parent 5: classid 5:1 htb rate {p.bw_mbit:g}mbit burst 15k",
         ]
         parent = "parent 5:1"
     if netem and (p.delay_ms or p.jitter_ms or p.loss_pct):
-        spec = f"delay {p.delay_ms}ms"
+        spec = f"delay {p.delay_ms:g}ms"
         if p.jitter_ms:
-            spec += f" {p.jitter_ms}ms"
+            spec += f" {p.jitter_ms:g}ms"
         if p.loss_pct:
-            spec += f" loss {p.loss_pct}%"
+            spec += f" loss {p.loss_pct:g}%"
         cmds.append(f"tc qdisc add dev {intf} {parent} handle 10: netem {spec}")
     return cmds
 
