@@ -91,7 +91,7 @@ def tc_commands(intf: str, p: LinkParams, netem: bool) -> list[str]:
 
     Starts from a clean slate, so calling it again changes a running link.
     """
-    cmds = [f"tc qdisc del dev {intf} root 2>/dev/null"]
+    cmds = [f"tc qdisc del dev {intf} root 2>/dev/null || true"]
     parent = "root"
     if p.bw_mbit:
         cmds += [

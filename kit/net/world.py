@@ -378,17 +378,12 @@ class World:
         for lk in links:
             if self.delayline:
                 self.delayline.set(lk.id, lk.params)
-            if netem or lk.params.bw_mbit or self._has_qdisc(lk):
+            # tc is needed for netem, for a bandwidth, and to remove one set earlier.
+            if netem or lk.params.bw_mbit or lk.id in self._shaped:
                 for node, intf in ((lk.a, lk.a_intf), (lk.b, lk.b_intf)):
-                    scripts.setdefault(node, []).extend(
-                        c + " || true" if c.endswith("2>/dev/null") else c
-                        for c in tc_commands(intf, lk.params, netem)
-                    )
+                    scripts.setdefault(node, []).extend(tc_commands(intf, lk.params, netem))
                 self._shaped.add(lk.id)
         self._run_scripts(scripts)
-
-    def _has_qdisc(self, lk: WorldLink) -> bool:
-        return lk.id in self._shaped
 
     # -- routing and faults ------------------------------------------------------------
 
