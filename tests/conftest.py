@@ -10,3 +10,15 @@ from kit.net import World
 def world():
     with World() as w:
         yield w
+
+
+@pytest.fixture(scope="session")
+def origin_url(world):
+    """A plain HTTP/1.1 file server on the origin host of the session world."""
+    world.start_service(
+        "origin",
+        ["python", "-m", "http.server", "8080", "--protocol", "HTTP/1.1"],
+        name="http.server",
+        health_url="http://127.0.0.1:8080/",
+    )
+    return f"http://{world.ip('origin')}:8080/"

@@ -1,28 +1,10 @@
 """A load test from world hosts against a server on another world host (root + Mininet)."""
 
-import pytest
-
 from kit.load import run_loads
-from kit.net import World
 
 
-@pytest.fixture(scope="module")
-def world():
-    world = World().start()
-    try:
-        world.start_service(
-            "origin",
-            ["python", "-m", "http.server", "8080", "--bind", "0.0.0.0"],
-            name="http.server",
-            health_url="http://127.0.0.1:8080/",
-        )
-        yield world
-    finally:
-        world.stop()
-
-
-def test_load_from_two_metros_at_once(world):
-    url = f"http://{world.ip('origin')}:8080"
+def test_load_from_two_metros_at_once(world, origin_url):
+    url = origin_url.rstrip("/")
     result = run_loads(world, ["user-tokyo", "user-berlin"], url, users=2, run_time_s=3,
                        progress=False)  # fmt: skip
     summary = result.summary()

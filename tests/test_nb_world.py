@@ -5,27 +5,11 @@ import pytest
 from kit.nb import check, expect_http, http_timing, http_timing_reused, measure_ttfb, rtt_matrix
 from kit.nb.checks import CheckFailed
 from kit.nb.widgets import city_picker, set_and_measure, slow_link
-from kit.net import World
-
-
-@pytest.fixture(scope="module")
-def world():
-    world = World().start()
-    try:
-        world.start_service(
-            "origin",
-            ["python", "-m", "http.server", "8080", "--protocol", "HTTP/1.1"],
-            name="http.server",
-            health_url="http://127.0.0.1:8080/",
-        )
-        yield world
-    finally:
-        world.stop()
 
 
 @pytest.fixture
-def url(world):
-    return f"http://{world.ip('origin')}:8080/"
+def url(origin_url):
+    return origin_url
 
 
 def test_http_timing_fresh_and_reused(world, url):
