@@ -13,7 +13,9 @@ a hint. The ``expect_*`` functions are the building blocks; each raises
 
 An exercise that is not written yet raises ``NotImplementedError`` (the stub left
 by ``kit.nb.release``); ``check`` turns that into a ``CheckFailed`` that says so,
-so a check fails on the unsolved exercise with a message, not a crash.
+so a check fails on the unsolved exercise with a message, not a crash. A
+``NameError`` (the exercise cell was never run, or a name is misspelt) becomes a
+``CheckFailed`` that says which name is missing.
 """
 
 from __future__ import annotations
@@ -68,6 +70,16 @@ def check(name: str, say: Callable[[str], None] = print) -> Iterator[None]:
             "NotImplementedError",
             hint="replace '# YOUR CODE HERE' and 'raise NotImplementedError()' above, "
             "run that cell, then this one again",
+        )
+        failed.check = name
+        raise failed from None
+    except NameError as error:  # most often: the exercise cell above was not run
+        failed = CheckFailed(
+            "the names this check uses",
+            "defined by the cells above",
+            f"NameError: {error}",
+            hint="run the cells above this one first (Run → Run All Above Selected Cell); "
+            "if you did, check the spelling",
         )
         failed.check = name
         raise failed from None
