@@ -179,6 +179,9 @@ def test_a_fault_schedule_runs_and_undoes_itself(world):
     assert flaps.wait(timeout=10) and world.cut == set()
     with pytest.raises(ValueError, match=r"schedule\[0\].do: unknown action 'explode'"):
         parse_schedule([{"at": 0, "do": "explode"}])
+    broken = play(world, [{"at": 0, "do": "fail_node", "args": ["pop-mars"]}])
+    with pytest.raises(WorldError, match="pop-mars"):
+        broken.wait(timeout=10)
 
 
 def test_services_have_health_checks_logs_and_restart(world):

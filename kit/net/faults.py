@@ -93,6 +93,7 @@ class Playback:
     def __init__(self, world: Any, events: list[FaultEvent]) -> None:
         self.world, self.events = world, events
         self.log: list[tuple[float, str]] = []
+        self.error: Exception | None = None  # what stopped the schedule early, if anything
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -101,12 +102,18 @@ class Playback:
         for ev in self.events:
             if self._stop.wait(max(0.0, ev.at - (time.monotonic() - t0))):
                 return
-            getattr(self.world, ev.do)(*ev.args, **ev.kwargs)
+            try:
+                getattr(self.world, ev.do)(*ev.args, **ev.kwargs)
+            except Exception as e:  # e.g. the world was stopped: end here, say why in wait()
+                self.error = e
+                return
             self.log.append((time.monotonic() - t0, f"{ev.do}{ev.args}"))
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the schedule to finish; True if it did."""
+        """Wait for the schedule to finish; True if it did. Raises what stopped it early."""
         self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
         return not self._thread.is_alive()
 
     def stop(self) -> None:
