@@ -215,3 +215,8 @@ def test_tcp_bulk_transfer_works_through_the_links(world):
         "user-singapore", f"iperf -c {world.ip('pop-singapore')} -p 5002 -t 2 -f k -y C"
     )
     assert int(out.strip().splitlines()[-1].split(",")[-1]) > 10_000_000  # > 10 Mbit/s
+
+
+def test_run_returns_binary_output_without_failing(world):
+    out = world.run("user-tokyo", "printf 'ok\\377\\376'")
+    assert out.startswith("ok") and "\ufffd" in out

@@ -646,9 +646,17 @@ class World:
         return node._popen(["mnexec", "-a", str(node.pid), *argv], **kwargs)
 
     def run(self, host: str, command: str, timeout: float = 60) -> str:
-        """Run a shell command on a host and return its output (raises on failure)."""
+        """Run a shell command on a host and return its output (raises on failure).
+
+        Output that is not UTF-8 (a binary body) comes back with U+FFFD in its place.
+        """
         p = self.popen(
-            host, ["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            host,
+            ["sh", "-c", command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
         )
         try:
             out, err = p.communicate(timeout=timeout)
