@@ -1,7 +1,7 @@
 """The edge on a world: services on PoP hosts, controlled over Unix sockets.
 
 The loopback tests check the services' `--unix` option and the control client;
-the world tests start an origin and PoPs on the shared world, deploy a handler
+the world tests start two origins and the PoPs on the shared world, deploy a handler
 over the sockets, and send users' requests over the emulated network.
 """
 
@@ -119,25 +119,70 @@ def test_a_service_that_fails_to_start_shows_its_log(world):
 def test_unknown_names_are_refused(world):
     with pytest.raises(WorldError, match="no node 'pop-mars'"):
         start_edge(world, ["pop-mars"])
+    with pytest.raises(WorldError, match="no node 'origin-mars'"):
+        start_edge(world, ["pop-tokyo"], origins=("origin", "origin-mars"))
+    with pytest.raises(WorldError, match="at least one origin"):
+        start_edge(world, ["pop-tokyo"], origins=())
+    with pytest.raises(WorldError, match="more than once: origin"):
+        start_edge(world, ["pop-tokyo"], origins=("origin", "origin"))
 
 
 @pytest.fixture(scope="module")
 def edge(world):
-    edge = start_edge(world)
+    edge = start_edge(world, origins=("origin", "origin-eu"))
     deploy(GEO_REDIRECT, edge.pops)
     yield edge
     edge.stop()
 
 
-def test_every_pop_and_the_origin_answer_over_their_sockets(world, edge):
+def test_every_pop_and_origin_answer_over_their_sockets(world, edge):
     assert set(edge.pops) == {p.name for p in world.spec.of_kind("pop")}
     for name, target in edge.pops.items():
         assert target == f"unix:{world.record.scratch}/{name}.sock"
         assert call(target, "GET", "/_kit/health")["pop"] == name
-    assert edge.metrics("origin")["service"] == "origin"
+    assert edge.origins == ["origin", "origin-eu"] and edge.origin == "origin"
+    for name in edge.origins:
+        assert edge.targets[name] == f"unix:{world.record.scratch}/{name}.sock"
+        assert edge.metrics(name)["service"] == "origin" and name in edge.services
+        assert call(edge.targets[name], "GET", "/_kit/health")["origin"] == name
     assert edge.pop_url("pop-tokyo") == f"http://{world.ip('pop-tokyo')}"
     with pytest.raises(WorldError, match="no 'pop-mars'"):
         edge.metrics("pop-mars")
+
+
+def test_each_origin_has_its_url_config_and_name(world, edge):
+    assert edge.origin_url == edge.origin_url_of("origin") == f"http://{world.ip('origin')}"
+    eu = edge.origin_url_of("origin-eu")
+    assert eu == f"http://{world.ip('origin-eu')}"
+    with pytest.raises(WorldError, match="no origin 'pop-tokyo'"):
+        edge.origin_url_of("pop-tokyo")
+    try:
+        assert edge.origin_config({"version": "eu2"}, name="origin-eu")["version"] == "eu2"
+        assert edge.origin_config()["version"] == "v1"  # the first origin is untouched
+        _, headers, body = curl(world, "user-berlin", f"{eu}/page/home")
+        assert headers["x-origin"] == "origin-eu" and b"version eu2" in body
+    finally:
+        edge.origin_config({"version": "v1"}, name="origin-eu")
+    status, headers, _ = curl(world, "user-tokyo", f"{edge.pop_url('pop-tokyo')}/page/home")
+    assert status == 200 and headers["x-origin"] == "origin"  # the PoPs' env.origin
+
+
+def test_a_handler_reaches_the_second_origin_with_env_fetch(world, edge):
+    source = """
+async def fetch(request, env, ctx):
+    return await env.fetch(request.replace(url=env.config["eu"] + request.url.path_qs))
+"""
+    try:
+        deploy(source, edge.pops, config={"eu": edge.origin_url_of("origin-eu")})
+        edge.reset_metrics()
+        url = f"{edge.pop_url('pop-frankfurt')}/api/items/7"
+        status, headers, body = curl(world, "user-berlin", url)
+        assert status == 200 and headers["x-origin"] == "origin-eu" and b'"id": "7"' in body
+        assert edge.metrics("origin-eu")["requests"] == 1
+        assert edge.metrics("origin")["requests"] == 0
+        assert edge.metrics("pop-frankfurt")["fetches"] == 1
+    finally:
+        deploy(GEO_REDIRECT, edge.pops)
 
 
 def test_geo_redirect_in_berlin_and_proxy_in_tokyo(world, edge):
@@ -183,6 +228,7 @@ def test_origin_config_changes_what_users_get(world, edge):
 
 def test_a_broken_deploy_keeps_the_previous_handler(world, edge):
     broken = GEO_REDIRECT.replace("return Response.redirect", "retrun Response.redirect")
+    serving = call(edge.pops["pop-frankfurt"], "GET", "/_kit/deploy")["handler"]["version"]
     with pytest.raises(DeployError) as failure:
         deploy(broken, edge.pops)
     assert failure.value.line == 4 and "SyntaxError" in str(failure.value)
@@ -190,7 +236,7 @@ def test_a_broken_deploy_keeps_the_previous_handler(world, edge):
     status, _, _ = curl(world, "user-berlin", f"{edge.pop_url('pop-frankfurt')}/page/home")
     assert status == 302
     active = call(edge.pops["pop-frankfurt"], "GET", "/_kit/deploy")
-    assert active["handler"]["version"] == 1
+    assert active["handler"]["version"] == serving
 
 
 def test_handler_errors_land_in_the_pop_log(world, edge):
@@ -211,5 +257,6 @@ def test_stop_leaves_no_processes_or_sockets(world, edge):
     assert not list(Path(world.record.scratch).glob("*.sock"))
     assert world.run("pop-tokyo", "ss -Hltn 'sport = :80'").strip() == ""
     assert world.run("origin", "ss -Hltn 'sport = :80'").strip() == ""
+    assert world.run("origin-eu", "ss -Hltn 'sport = :80'").strip() == ""
     assert not (Path(world.record.scratch) / "geo.json").exists()
     edge.stop()  # twice is fine

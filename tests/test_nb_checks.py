@@ -98,6 +98,27 @@ def test_expect_http_checks_headers_and_body():
         checks.expect_http(world, "user-tokyo", "http://10.255.0.1/", status=302)
 
 
+class FailingPopWorld:
+    """world.run answering like a PoP whose handler raised."""
+
+    def run(self, host, command, timeout=60):
+        return (
+            "HTTP/1.1 500 Internal Server Error\nx-kit-error: handler\n\n"
+            "edge handler error at PoP pop-tokyo: "
+            "ZeroDivisionError: division by zero (handler.py line 3)\n"
+        )
+
+
+def test_expect_http_shows_why_a_5xx_happened():
+    with pytest.raises(CheckFailed) as failed:
+        checks.expect_http(FailingPopWorld(), "user-tokyo", "http://10.255.0.1/")
+    assert failed.value.got.startswith("500, saying: ")
+    assert "ZeroDivisionError: division by zero (handler.py line 3)" in failed.value.got
+    assert "handler.py line 3" in str(failed.value)
+    answered = checks.expect_http(FailingPopWorld(), "user-tokyo", "http://x/", status=500)
+    assert answered["status"] == 500  # a 5xx that was asked for is no failure
+
+
 def test_curl_write_out_becomes_milliseconds():
     fresh, reused = parse_write_out("200 0.155 0.311 0.312 822 1\n200 0.000 0.156 0.157 822 0\n")
     assert (fresh.status, fresh.connect_ms, fresh.ttfb_ms, fresh.bytes) == (200, 155.0, 311.0, 822)

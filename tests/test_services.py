@@ -31,6 +31,25 @@ def test_health_and_metrics_shape(world):
         assert set(snapshot["cache"]) >= {"hit", "miss", "stale"}
 
 
+def test_the_origin_names_itself_on_every_response(world):
+    eu = world.start("origin", "--name", "origin-eu")
+    try:
+        page = request(eu.url, "/page/home")
+        assert page.status == 200 and page.headers["x-origin"] == "origin-eu"
+        etag = {"If-None-Match": page.headers["ETag"]}
+        not_modified = request(eu.url, "/page/home", headers=etag)
+        assert not_modified.status == 304 and not_modified.headers["x-origin"] == "origin-eu"
+        missing = request(eu.url, "/nothing")
+        assert missing.status == 404 and missing.headers["x-origin"] == "origin-eu"
+        assert request(eu.url, "/_kit/health").json()["origin"] == "origin-eu"
+    finally:
+        eu.stop()
+    through_pop = request(world.pop.url, "/page/named")  # default name, kept by the PoP
+    assert through_pop.headers["x-origin"] == "origin"
+    cached = request(world.pop.url, "/page/named")
+    assert cached.cache == "HIT" and cached.headers["x-origin"] == "origin"
+
+
 def test_hit_after_miss_with_age_and_pop_header(world):
     set_rules(world, {"match": "/api/items/hit*", "headers": {"Cache-Control": "max-age=60"}})
     before = metrics(world.pop)

@@ -132,11 +132,16 @@ def expect_http(
     """GET ``url`` from a world host and check its status, body text and response headers.
 
     ``headers`` maps a response header to the value expected (case-insensitive names).
+    An unexpected 5xx shows the start of its body: a PoP puts there what went wrong
+    in the handler, and on which line.
     Returns the response as ``{"status", "headers", "body"}``.
     """
     response = http_get(world, host, url)
     what = f"GET {url} from {host}"
-    expect(response["status"] == status, f"{what}: status", status, response["status"], hint)
+    got = response["status"]
+    if got >= 500 and got != status:
+        got = f"{got}, saying: {_first_lines(response['body'])}"
+    expect(response["status"] == status, f"{what}: status", status, got, hint)
     for name, value in (headers or {}).items():
         got = response["headers"].get(name.lower())
         expect(got == value, f"{what}: header {name}", repr(value), repr(got), hint)
@@ -149,6 +154,12 @@ def expect_http(
             hint,
         )
     return response
+
+
+def _first_lines(body: str, lines: int = 3, limit: int = 300) -> str:
+    """The start of a response body, for a failure message: a few lines, quoted."""
+    text = "\n".join(body.strip().splitlines()[:lines])
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _number(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""The edge on a world: an origin and a PoP service on every PoP host.
+"""The edge on a world: origins, and a PoP service on every PoP host.
 
     from kit.net import World
     from kit.net.edge import start_edge
@@ -10,17 +10,24 @@
         world.run("user-berlin", f"curl -si {edge.pop_url('pop-frankfurt')}/")
         edge.metrics("origin")["requests"]       # how much the edge spared it
 
+    edge = start_edge(world, origins=("origin", "origin-eu"))
+
+starts an origin on each host named. The first is the PoPs' ``env.origin``; a
+handler reaches the others with ``env.fetch(url)``, given their URLs
+(``edge.origin_url_of("origin-eu")``) in its config. Every origin names itself
+in an ``x-origin`` header on each response.
+
 Two planes
 ----------
 Users' requests travel the emulated network: from a user host to a PoP's
 address (``edge.pop_url(name)``) or the anycast address (``edge.anycast_url``),
-and on from the PoP to the origin (``edge.origin_url``), with the latencies of
-the real Internet. The notebook itself lives in the root namespace and cannot
-reach those addresses, so every service also listens on a Unix socket in the
-world's scratch folder (``--unix``; a path works across namespaces). That is the
-control plane: ``deploy(code, edge.pops)``, ``edge.metrics``, ``edge.purge``,
-``edge.origin_config``. It keeps working while a fault cuts a PoP off the
-network, as a real provider's management network would.
+and on from the PoP to an origin (``edge.origin_url``, ``edge.origin_url_of(name)``),
+with the latencies of the real Internet. The notebook itself lives in the root
+namespace and cannot reach those addresses, so every service also listens on a
+Unix socket in the world's scratch folder (``--unix``; a path works across
+namespaces). That is the control plane: ``deploy(code, edge.pops)``,
+``edge.metrics``, ``edge.purge``, ``edge.origin_config``. It keeps working while
+a fault cuts a PoP off the network, as a real provider's management network would.
 
 Lifecycle
 ---------
@@ -51,14 +58,21 @@ _edges: weakref.WeakSet[Edge] = weakref.WeakSet()
 
 
 class Edge:
-    """A running origin and PoPs on a world (see the module docstring)."""
+    """Running origins and PoPs on a world (see the module docstring)."""
 
     def __init__(
-        self, world: World, origin: str, pops: list[str], port: int, services: dict[str, Service]
+        self,
+        world: World,
+        origins: list[str],
+        pops: list[str],
+        port: int,
+        services: dict[str, Service],
     ) -> None:
-        self.world, self.origin, self.port = world, origin, port
-        self.services = services  # host name -> its Service (origin first)
-        self.targets = {name: f"unix:{_socket_path(world, name)}" for name in [origin, *pops]}
+        self.world, self.port = world, port
+        self.origins = origins  # host names; the first is the PoPs' env.origin
+        self.origin = origins[0]
+        self.services = services  # host name -> its Service (origins first)
+        self.targets = {name: f"unix:{_socket_path(world, name)}" for name in [*origins, *pops]}
         self.pops: dict[str, str] = {name: self.targets[name] for name in pops}
 
     # -- where things are -----------------------------------------------------
@@ -77,7 +91,12 @@ class Edge:
 
     @property
     def origin_url(self) -> str:
-        return self._url(self.world.ip(self.origin))
+        """The PoPs' origin (the first one started), e.g. ``http://10.0.0.10``."""
+        return self.origin_url_of(self.origin)
+
+    def origin_url_of(self, name: str) -> str:
+        """An origin's data-plane URL, e.g. ``http://10.3.20.2`` (reachable from world hosts)."""
+        return self._url(self.world.ip(self._origin(name)))
 
     # -- the control plane ----------------------------------------------------
 
@@ -86,7 +105,7 @@ class Edge:
         return call(self.targets[self._service(name)], "GET", "/_kit/metrics")
 
     def reset_metrics(self) -> None:
-        """Zero the counters of the origin and every PoP."""
+        """Zero the counters of the origins and every PoP."""
         for target in self.targets.values():
             call(target, "POST", "/_kit/metrics/reset")
 
@@ -99,9 +118,14 @@ class Edge:
         path = f"/_kit/cache?prefix={quote(prefix)}"
         return sum(call(self.pops[n], "DELETE", path)["purged"] for n in names)
 
-    def origin_config(self, changes: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Merge ``changes`` into the origin's config (think_ms, version, rules); return it."""
-        target = self.targets[self.origin]
+    def origin_config(
+        self, changes: dict[str, Any] | None = None, *, name: str | None = None
+    ) -> dict[str, Any]:
+        """Merge ``changes`` into an origin's config (think_ms, version, rules); return it.
+
+        ``name`` picks the origin (default: the first, the PoPs' ``env.origin``).
+        """
+        target = self.targets[self._origin(name or self.origin)]
         if changes is None:
             return call(target, "GET", "/_kit/config")
         return call(target, "POST", "/_kit/config", changes)
@@ -117,7 +141,7 @@ class Edge:
         return any(svc.running for svc in self.services.values())
 
     def stop(self) -> None:
-        """Stop the origin and PoPs and remove their sockets; safe to call twice."""
+        """Stop the origins and PoPs and remove their sockets; safe to call twice."""
         for svc in self.services.values():
             svc.stop()
             if svc in self.world.services:
@@ -134,6 +158,13 @@ class Edge:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _origin(self, name: str) -> str:
+        if name not in self.origins:
+            raise WorldError(
+                f"no origin {name!r} in this edge; its origins: {', '.join(self.origins)}"
+            )
+        return name
+
     def _service(self, name: str, pops_only: bool = False) -> str:
         known = self.pops if pops_only else self.services
         if name not in known:
@@ -143,21 +174,24 @@ class Edge:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<Edge {self.origin} + {len(self.pops)} PoPs on port {self.port}: {state}>"
+        origins = " + ".join(self.origins)
+        return f"<Edge {origins} + {len(self.pops)} PoPs on port {self.port}: {state}>"
 
 
 def start_edge(
     world: World,
     pops: Iterable[str] | None = None,
     *,
-    origin: str = "origin",
+    origins: Iterable[str] = ("origin",),
     think_ms: float = 0,
     port: int = 80,
     timeout: float = 20.0,
 ) -> Edge:
-    """Start the origin on ``origin`` and a PoP on each of ``pops`` (default: every PoP).
+    """Start an origin on each of ``origins`` and a PoP on each of ``pops`` (default: every PoP).
 
-    ``think_ms`` is the origin's server time per request. Returns an ``Edge``.
+    The first origin is the one the PoPs serve from (``env.origin``); each origin
+    sends its host name in ``x-origin``. ``think_ms`` is the origins' server time
+    per request. Returns an ``Edge``.
     """
     if not world.running:
         raise WorldError(
@@ -165,25 +199,34 @@ def start_edge(
         )
     spec = world.spec
     names = [p.name for p in spec.of_kind("pop")] if pops is None else list(pops)
-    for name in [origin, *names]:
+    origins = [origins] if isinstance(origins, str) else list(origins)
+    for name in [*origins, *names]:
         if name not in spec.nodes:
             raise WorldError(f"no node {name!r} in this world; nodes: {', '.join(spec.nodes)}")
     if not names:
         raise WorldError("start_edge needs at least one PoP")
+    if not origins:
+        raise WorldError("start_edge needs at least one origin")
+    twice = sorted({n for n in [*origins, *names] if [*origins, *names].count(n) > 1})
+    if twice:
+        raise WorldError(f"a host runs one service; named more than once: {', '.join(twice)}")
     for old in list(_edges):  # a notebook cell run twice: one edge per world
         if old.world is world:
             old.stop()
 
     geo = _geo_path(world)
     geo.write_text(json.dumps(spec.geo_table()))
-    origin_url = f"http://{world.ip(origin)}:{port}"
+    origin_url = f"http://{world.ip(origins[0])}:{port}"
     common = ["--port", str(port), "--log-sample", "0"]
-    commands = {origin: ["-m", "kit.services.origin", "--think-ms", str(think_ms)]}
+    commands = {
+        name: ["-m", "kit.services.origin", "--name", name, "--think-ms", str(think_ms)]
+        for name in origins
+    }
     for name in names:
         commands[name] = ["-m", "kit.services.pop", "--pop", name, "--origin", origin_url]
         commands[name] += ["--geo", str(geo)]
 
-    edge = Edge(world, origin, names, port, {})
+    edge = Edge(world, origins, names, port, {})
     try:
         for host, argv in commands.items():
             control_socket = _socket_path(world, host)

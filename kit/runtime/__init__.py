@@ -9,14 +9,14 @@
 
     deploy(fetch, pops)
 
-Modules: `http` (Request, Response, Geo), `bindings` (Env, Context),
+Modules: `http` (Request, Response, Geo), `bindings` (Env, Context, FetchError),
 `matcher` (Next.js-style path patterns), `loader` (compile a handler, report
 errors with line numbers), `deploy` (ship a handler to PoPs from a notebook),
 `control` (the one client for services' /_kit endpoints, over TCP or a Unix socket).
 The PoP that runs handlers is `kit.services.pop`.
 """
 
-from kit.runtime.bindings import Context, Env
+from kit.runtime.bindings import Context, Env, FetchError
 from kit.runtime.deploy import Deployed, DeployError, deploy, undeploy
 from kit.runtime.http import Geo, Request, Response
 from kit.runtime.matcher import Matcher
@@ -26,6 +26,7 @@ __all__ = [
     "DeployError",
     "Deployed",
     "Env",
+    "FetchError",
     "Geo",
     "Matcher",
     "Request",

@@ -1,6 +1,6 @@
 """The origin: the slow, far-away server that the edge is there to protect.
 
-    python -m kit.services.origin --port 8000 [--think-ms 20] [--config FILE]
+    python -m kit.services.origin --port 8000 [--name origin-eu] [--think-ms 20] [--config FILE]
 
 What it serves (GET/HEAD; deterministic unless said otherwise):
 
@@ -13,6 +13,8 @@ What it serves (GET/HEAD; deterministic unless said otherwise):
     /static/SIZE.EXT      SIZE bytes: 1k, 10k, 100k, 1m or a number; EXT bin is
                           incompressible, txt/html/css/js/json compress well
 
+Every response carries `x-origin: NAME` (`--name`, default "origin"), so a
+client can always see which origin answered, also through a PoP and its cache.
 Every 200 carries a strong ETag (a hash of the body); a request whose
 If-None-Match matches gets 304 Not Modified (RFC 9110 §13.1.2).
 
@@ -201,12 +203,19 @@ class Origin:
 
 def main(argv: list[str] | None = None) -> None:
     cli = parser("origin", "The origin server: pages, an API and static assets.")
+    cli.add_argument("--name", default="origin", help="sent in x-origin on every response")
     cli.add_argument("--think-ms", type=float, default=0.0, help="server think time per request")
     cli.add_argument("--config", help="JSON file with the initial /_kit/config")
     args = cli.parse_args(argv)
-    log, metrics = Log("origin"), Metrics("origin", ("not_modified",))
+    log = Log("origin", origin=args.name)
+    metrics = Metrics("origin", ("not_modified",), origin=args.name)
     origin = Origin(args, log, metrics)
-    app = make_app("origin", args, metrics, log)
+    app = make_app("origin", args, metrics, log, origin=args.name)
+
+    async def say_who_answered(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["x-origin"] = args.name
+
+    app.on_response_prepare.append(say_who_answered)
     app.router.add_route("*", "/_kit/config", origin.config_route)
     app.router.add_route("*", "/{tail:.*}", origin.serve)
     serve(app, args, log)

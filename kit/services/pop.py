@@ -14,7 +14,8 @@ said 304), MISS, or BYPASS (not a GET/HEAD, or a handler asked for no cache);
 that word goes out in `x-cache`, and the PoP's name in `x-edge-pop`. Bodies are
 asked from the origin uncompressed over one shared connection pool and
 compressed here per client (`encoding.py`); large or unknown-length bodies are
-streamed through (and kept if they fit in the cache).
+streamed through (and kept if they fit in the cache). A handler can also reach
+any other server with `env.fetch(url)`: past the cache, over the same pool.
 
 The geo file maps client subnets to places (most specific subnet wins):
 
@@ -29,8 +30,9 @@ Control endpoints (besides /_kit/health and /_kit/metrics):
     DELETE /_kit/deploy           remove it (back to a plain caching proxy)
     GET    /_kit/cache            cache size;  DELETE /_kit/cache?prefix=/api  purge
 
-A handler that raises gives 500, one that runs past its time limit 504; the
-body says why and the traceback goes to the log. The PoP keeps serving.
+A handler that raises gives 500 (502 if it is an `env.fetch` that got no
+answer), one that runs past its time limit 504; the body says why, with the
+handler's line, and the traceback goes to the log. The PoP keeps serving.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from kit.runtime.bindings import Context, Env
+from kit.runtime.bindings import Context, Env, FetchError
 from kit.runtime.http import Geo, Request, Response
 from kit.runtime.loader import Handler, LoadError, handler_error_line, load_handler
 from kit.services.cache import Entry, HttpCache, State, etag_matches
@@ -67,10 +69,18 @@ CLIENT_CONDITIONALS = {"if-none-match", "if-modified-since"}
 NOT_RETURNED = HOP_BY_HOP | {"transfer-encoding", "content-length"}
 
 
-POP_COUNTERS = ("origin_fetches", "origin_errors", "origin_bytes", "handler_errors")
+POP_COUNTERS = (
+    "origin_fetches",
+    "origin_errors",
+    "origin_bytes",
+    "fetches",  # env.fetch calls: to any URL, past the cache
+    "fetch_errors",
+    "fetch_bytes",
+    "handler_errors",
+)
 
 
-class OriginError(Exception):
+class OriginError(FetchError):
     """The origin could not be reached or did not answer in time."""
 
 
@@ -163,6 +173,37 @@ class OriginBinding:
         if isinstance(target, str):
             target = Request(target, method, headers, body)
         return await self._pop.fetch(target, cache=cache, cache_key=cache_key)
+
+
+class FetchBinding:
+    """`env.fetch`: send a request to any URL, like the global `fetch()` of Workers."""
+
+    def __init__(self, pop: Pop) -> None:
+        self._pop = pop
+
+    async def __call__(
+        self,
+        target: Request | str | URL,
+        *,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes | str = b"",
+        timeout_s: float | None = None,
+    ) -> Response:
+        """Fetch an absolute URL, or a Request whose URL is one, past the PoP's cache.
+
+        `await env.fetch("http://10.0.0.2/api/x")`, or to send the client's request
+        elsewhere: `await env.fetch(request.replace(url=other_server + request.url.path_qs))`.
+        Raises FetchError if no answer comes (refused, unreachable, past `timeout_s`).
+        """
+        if not isinstance(target, Request):
+            target = Request(target, method, headers, body)
+        if target.url.scheme not in ("http", "https") or not target.url.host:
+            raise ValueError(
+                f"env.fetch needs an absolute http:// URL, not {str(target.url)!r}; "
+                "for a path on the origin use env.origin.fetch"
+            )
+        return await self._pop.fetch_url(target, timeout_s)
 
 
 class CacheBinding:
@@ -278,6 +319,8 @@ class Pop:
             return self.handler_failed(
                 request, 504, f"handler ran past its time limit of {limit} s"
             )
+        except FetchError:  # env.fetch got no answer, and the handler did not catch it
+            return self.handler_failed(request, *_error_reason(502))
         except Exception:
             return self.handler_failed(request, *_error_reason())
         if not isinstance(response, Response):
@@ -417,12 +460,30 @@ class Pop:
             upstream = await self.origin_request(request.method, request, {}, cache=False)
         except OriginError as error:
             return Response.text(f"PoP {self.name}: origin unreachable: {error}\n", 502)
+        return self.passed_through(upstream, "origin_bytes")
+
+    async def fetch_url(self, request: Request, timeout_s: float | None = None) -> Response:
+        """`env.fetch`: send a request to its own absolute URL, past the cache."""
+        self.metrics.count("fetches")
+        try:
+            upstream = await self.send_upstream(
+                request.method, request.url, request, {}, cache=False, timeout_s=timeout_s
+            )
+        except FetchError:
+            self.metrics.count("fetch_errors")
+            raise
+        return self.passed_through(upstream, "fetch_bytes")
+
+    def passed_through(self, upstream: aiohttp.ClientResponse, counter: str) -> Response:
+        """An upstream answer as a runtime Response, its body streamed as it arrives."""
         headers = CIMultiDict(
             (k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP
         )
-        return Response(self.stream_only(upstream), upstream.status, headers)
+        return Response(self.stream_only(upstream, counter), upstream.status, headers)
 
-    async def stream_only(self, upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def stream_only(
+        self, upstream: aiohttp.ClientResponse, counter: str
+    ) -> AsyncIterator[bytes]:
         size = 0
         try:
             async for chunk in upstream.content.iter_chunked(CHUNK):
@@ -430,12 +491,36 @@ class Pop:
                 yield chunk
         finally:
             upstream.release()
-            self.metrics.count("origin_bytes", size)
+            self.metrics.count(counter, size)
 
     async def origin_request(
         self, method: str, request: Request, validators: dict[str, str], cache: bool = True
     ) -> aiohttp.ClientResponse:
         """One request to the origin over the shared connection pool."""
+        url = self.origin.join(URL(request.url.raw_path_qs, encoded=True))
+        self.metrics.count("origin_fetches")
+        try:
+            return await self.send_upstream(method, url, request, validators, cache=cache)
+        except FetchError as error:
+            self.metrics.count("origin_errors")
+            raise OriginError(str(error)) from error
+
+    async def send_upstream(
+        self,
+        method: str,
+        url: URL,
+        request: Request,
+        validators: dict[str, str],
+        *,
+        cache: bool,
+        timeout_s: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """One request to `url` over the shared connection pool; FetchError if no answer.
+
+        Hop-by-hop headers are dropped (and the client's conditionals, if the answer
+        is for the cache); the body is asked for uncompressed, as compression
+        happens here, per client.
+        """
         dropped = NOT_FORWARDED | CLIENT_CONDITIONALS if cache else NOT_FORWARDED
         headers = CIMultiDict(
             (k, v) for k, v in request.headers.items() if k.lower() not in dropped
@@ -445,17 +530,19 @@ class Pop:
         if request.client_ip:
             headers["X-Forwarded-For"] = request.client_ip
         headers.update(validators)
-        url = self.origin.join(URL(request.url.raw_path_qs, encoded=True))
         body = await request.read() if method not in ("GET", "HEAD") else None
-        self.metrics.count("origin_fetches")
+        limit = {"timeout": aiohttp.ClientTimeout(total=timeout_s)} if timeout_s else {}
         assert self.session is not None
         try:
             return await self.session.request(
-                method, url, headers=headers, data=body, allow_redirects=False
+                method, url, headers=headers, data=body, allow_redirects=False, **limit
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            self.metrics.count("origin_errors")
-            raise OriginError(str(error) or type(error).__name__) from error
+        except TimeoutError as error:
+            within = f"{timeout_s:g} s" if timeout_s else "the PoP's time limits"
+            raise FetchError(f"{method} {url}: no answer within {within}") from error
+        except (aiohttp.ClientError, OSError) as error:
+            reason = str(error) or type(error).__name__
+            raise FetchError(f"{method} {url}: {reason}") from error
 
     # -- the way out ---------------------------------------------------------
 
@@ -542,7 +629,11 @@ class Pop:
                 {"ok": False, "pop": self.name, "error": error.as_dict()}, status=422
             )
         env = Env(
-            origin=OriginBinding(self), cache=CacheBinding(self), config=config, pop=self.name
+            origin=OriginBinding(self),
+            fetch=FetchBinding(self),
+            cache=CacheBinding(self),
+            config=config,
+            pop=self.name,
         )
         deployment = Deployment(handler, env, float(timeout_s))
         token = uuid.uuid4().hex
@@ -589,13 +680,13 @@ class Pop:
         return web.json_response({"entries": len(self.cache), "bytes": self.cache.bytes})
 
 
-def _error_reason() -> tuple[int, str, str]:
+def _error_reason(status: int = 500) -> tuple[int, str, str]:
     """500, 'ZeroDivisionError: division by zero (handler.py line 3)', traceback."""
     error = sys.exc_info()[1]
     assert error is not None, "call only while handling an exception"
     line = handler_error_line(error)
     where = f" (handler.py line {line})" if line else ""
-    return 500, f"{type(error).__name__}: {error}{where}", traceback.format_exc()
+    return status, f"{type(error).__name__}: {error}{where}", traceback.format_exc()
 
 
 def main(argv: list[str] | None = None) -> None:
