@@ -10,10 +10,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from test_services_support import Service, World, request, wait_until
+from test_services_support import LoopbackEdge, Service, request, wait_until
 
-from kit.net import World as MininetWorld
-from kit.net import WorldError
+from kit.net import World, WorldError
 from kit.net.edge import start_edge
 from kit.net.procs import ServiceError
 from kit.runtime import DeployError, deploy, undeploy
@@ -66,7 +65,7 @@ def test_a_socket_file_left_by_a_killed_service_is_replaced(tmp_path):
 
 def test_deploy_over_a_unix_socket(tmp_path):
     path = tmp_path / "pop.sock"
-    world = World("--unix", str(path))
+    world = LoopbackEdge("--unix", str(path))
     try:
         target = f"unix:{path}"
         (result,) = deploy(GEO_REDIRECT, {"fra": target})
@@ -104,7 +103,7 @@ def curl(world, host: str, url: str) -> tuple[int, dict[str, str], bytes]:
 
 def test_start_edge_needs_a_running_world():
     with pytest.raises(WorldError, match="not running"):
-        start_edge(MininetWorld())
+        start_edge(World())
 
 
 def test_a_service_that_fails_to_start_shows_its_log(world):

@@ -4,7 +4,7 @@ import asyncio
 import json
 
 import pytest
-from test_services_support import World, metrics, request, wait_until
+from test_services_support import LoopbackEdge, metrics, request, wait_until
 
 from kit.runtime import DeployError, Request, Response, deploy, undeploy
 from kit.runtime.deploy import handler_source
@@ -21,7 +21,7 @@ async def fetch(request, env, ctx):
 
 @pytest.fixture(scope="module")
 def world():
-    world = World("--handler-timeout", "5")
+    world = LoopbackEdge("--handler-timeout", "5")
     yield world
     world.close()
 

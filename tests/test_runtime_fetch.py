@@ -12,7 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_services_support import World, metrics, request
+from test_services_support import LoopbackEdge, metrics, request
 
 from kit.runtime import deploy, undeploy
 
@@ -24,7 +24,7 @@ async def fetch(request, env, ctx):
 
 @pytest.fixture(scope="module")
 def world():
-    world = World()
+    world = LoopbackEdge()
     world.eu = world.start("origin", "--name", "origin-eu")
     yield world
     world.close()

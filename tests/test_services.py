@@ -6,12 +6,12 @@ import hashlib
 import brotli
 import pytest
 import zstandard
-from test_services_support import World, metrics, post_json, request, wait_until
+from test_services_support import LoopbackEdge, metrics, post_json, request, wait_until
 
 
 @pytest.fixture(scope="module")
 def world():
-    world = World()
+    world = LoopbackEdge()
     yield world
     world.close()
 
@@ -125,7 +125,7 @@ def test_stale_if_error_on_origin_5xx(world):
 
 
 def test_stale_if_error_when_origin_is_down():
-    world = World()
+    world = LoopbackEdge()
     try:
         rule = {"match": "/page/*", "headers": {"Cache-Control": "max-age=1, stale-if-error=60"}}
         set_rules(world, rule)

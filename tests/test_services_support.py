@@ -57,7 +57,7 @@ class Service:
         self.log_file.close()
 
 
-class World:
+class LoopbackEdge:
     """An origin and a PoP in front of it, with a geo table for 127.0.0.x clients."""
 
     GEO = [
