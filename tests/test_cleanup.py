@@ -134,6 +134,7 @@ def test_worlds_coexist_and_a_rerun_replaces_the_same_world(world):
 
 def test_stop_leaves_nothing_and_is_safe_twice():
     w = World(small_world("tidy")).start()
+    w.fail_node("user-b")
     w.host("user-a").cmd("nohup sleep 600 >/dev/null 2>&1 &")
     rec = w.record
     w.stop()
@@ -141,6 +142,11 @@ def test_stop_leaves_nothing_and_is_safe_twice():
     w.stop()
     with pytest.raises(WorldError, match="not running"):
         w.ping("user-a", "user-b")
+    w.start()  # the same object starts again, fresh
+    try:
+        assert w.failed == set() and len(w.ping("user-a", "user-b", 3)) == 3
+    finally:
+        w.stop()
 
 
 def test_a_bad_description_gives_its_error_before_anything_starts():

@@ -146,21 +146,25 @@ class World:
         self.seed = seed
         self._forced_mechanism = links
         self.mechanism = ""
+        self.startup_s = 0.0
+        self._lock = threading.RLock()  # a fault schedule may run in a background thread
+        self._forget()
+
+    def _forget(self) -> None:
+        """The state of a stopped world: nothing running, no faults, no routes."""
         self.net: Mininet | None = None
         self.record: registry.Record | None = None
+        self.delayline: DelayLine | None = None
         self.links: dict[frozenset[str], WorldLink] = {}
         self.services: list[Service] = []
-        self.delayline: DelayLine | None = None
         self.failed: set[str] = set()
         self.cut: set[frozenset[str]] = set()
         self._partition_cuts: set[frozenset[str]] = set()
-        self._routes: dict[str, dict[str, str]] = {}
+        self._routes: dict[str, dict[str, str]] = {}  # router -> the routes it has
         self._link_up: dict[str, bool] = {}
         self._shaped: set[str] = set()  # links whose ends have a tc qdisc of ours
         self._owner: dict[str, str] = {}  # link address -> node that has it
         self.graph: routing.Graph | None = None
-        self.startup_s = 0.0
-        self._lock = threading.RLock()  # a fault schedule may run in a background thread
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -218,8 +222,7 @@ class World:
             for host in self.net.hosts:
                 host.terminate()
         registry.reap(self.record)  # whatever the learner started in the hosts
-        self.net, self.record, self.delayline = None, None, None
-        self.services, self.links = [], {}
+        self._forget()
         _running.discard(self)
         atexit.unregister(self.stop)
 
