@@ -151,6 +151,16 @@ def test_304_refreshes_headers_and_freshness(cache, clock):
     assert dict(entry.headers)["Cache-Control"] == "max-age=30"
 
 
+def test_304_keeps_the_body_headers_and_stores_no_hop_by_hop(cache, clock):
+    entry = store(cache, headers(Cache_Control="max-age=10", ETag='"v1"', Content_Encoding="gzip"))
+    clock.now += 20
+    not_modified = headers(Cache_Control="max-age=30", Connection="keep-alive")
+    entry.refresh(not_modified, clock.now, clock.now)
+    stored = CIMultiDict(entry.headers)
+    assert stored["Content-Encoding"] == "gzip" and stored["Cache-Control"] == "max-age=30"
+    assert "Connection" not in stored
+
+
 def test_stale_while_revalidate_window(cache, clock):
     entry = store(cache, headers(Cache_Control="max-age=10, stale-while-revalidate=20"))
     clock.now += 15

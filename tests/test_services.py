@@ -8,6 +8,8 @@ import pytest
 import zstandard
 from test_services_support import LoopbackEdge, metrics, post_json, request, wait_until
 
+from kit.runtime import deploy, undeploy
+
 
 @pytest.fixture(scope="module")
 def world():
@@ -208,3 +210,25 @@ def test_purge_and_logs(world):
     assert reply.json()["purged"] == 1
     assert request(world.pop.url, "/api/items/purge1").cache == "MISS"
     assert any(line["event"] == "listening" for line in world.pop.logs())
+
+
+def test_a_deployed_handler_runs_before_the_cache_where_it_matches(world):
+    set_rules(world, {"match": "/api/items/first*", "headers": {"Cache-Control": "max-age=60"}})
+    for path in ("/api/items/first1", "/api/items/first2"):
+        assert [request(world.pop.url, path).cache for _ in range(2)] == ["MISS", "HIT"]
+    source = """
+async def middleware(request, env, ctx, next):
+    response = await next()
+    response.headers["x-handled"] = "yes"
+    return response
+
+config = {"matcher": ["/api/items/first1"]}
+"""
+    deploy(source, world.pop.url)
+    try:
+        handled = request(world.pop.url, "/api/items/first1")  # cached, but the handler fits
+        assert handled.cache == "HIT" and handled.headers["x-handled"] == "yes"
+        plain = request(world.pop.url, "/api/items/first2")  # the matcher does not fit
+        assert plain.cache == "HIT" and "x-handled" not in plain.headers
+    finally:
+        undeploy(world.pop.url)

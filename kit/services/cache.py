@@ -138,7 +138,7 @@ class Entry:
     """A stored response and what was worked out about it when it arrived."""
 
     status: int
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]]  # as sent on: hop-by-hop, Content-Length, Set-Cookie dropped
     body: bytes
     vary: tuple[tuple[str, str | None], ...]  # (request header, value it had)
     request_time: float
@@ -192,12 +192,15 @@ class Entry:
         return all(request.get(name) == value for name, value in self.vary)
 
     def refresh(self, response: Headers, request_time: float, response_time: float) -> None:
-        """Apply a 304 Not Modified: new headers and times, same body (§4.3.4)."""
-        kept = {name.lower() for name in response} | _NOT_UPDATED_BY_304
-        self.headers = [(k, v) for k, v in self.headers if k.lower() not in kept]
-        self.headers += [
-            (k, v) for k, v in response.items() if k.lower() not in _NOT_UPDATED_BY_304
-        ]
+        """Apply a 304 Not Modified: new headers and times, same body (§4.3.4).
+
+        The new headers pass the same filter as when storing (§3.1), so the stored
+        headers stay ready to send as they are.
+        """
+        unchanged = _NOT_UPDATED_BY_304 | _HOP_BY_HOP
+        updates = [(k, v) for k, v in response.items() if k.lower() not in unchanged]
+        replaced = {k.lower() for k, _ in updates}
+        self.headers = [(k, v) for k, v in self.headers if k.lower() not in replaced] + updates
         _describe(self, _as_dict(self.headers), request_time, response_time)
 
 

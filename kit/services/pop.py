@@ -8,6 +8,9 @@ Every request goes one of two ways:
     client -> [handler, if one is deployed and its matcher fits] -> cache -> origin
     client -> cache -> origin                                    (no handler)
 
+Without a handler in the way, a fresh cached copy is sent straight from its
+cache entry (`Pop.fresh_hit`): that is most of a PoP's traffic, so it is kept short.
+
 The cache (`cache.py`, RFC 9111 + RFC 5861) answers HIT, STALE (served stale
 while revalidating, or because the origin failed), REVALIDATED (the origin
 said 304), MISS, or BYPASS (not a GET/HEAD, or a handler asked for no cache);
@@ -274,7 +277,10 @@ class Pop:
         """Every client request comes in here."""
         deployment, ctx = self.active, None
         params = deployment.handler.matches(web_request.path) if deployment else None
-        if deployment is None or params is None:
+        if params is None:  # no handler for this path: a plain caching proxy
+            hit = self.fresh_hit(web_request)
+            if hit is not None:
+                return hit
             request = await self.incoming(web_request, web_request.rel_url)
             response = await self.fetch(request)
         else:
@@ -290,6 +296,27 @@ class Pop:
             for work in ctx.after_response:
                 self.in_background(work, AFTER_RESPONSE_LIMIT_S)
         return sent
+
+    def fresh_hit(self, web_request: web.Request) -> web.Response | None:
+        """The hit path: a fresh stored copy, sent straight from its cache entry.
+
+        Most of what a PoP serves is this, so it skips what only misses and
+        handlers need: no runtime Request/Response objects (no handler will see
+        them), no header filtering (done once, when the entry was stored), no
+        awaiting. Anything else (not GET/HEAD, nothing stored, stale) gives None
+        and takes the full way through `fetch`, which applies every rule.
+        """
+        if web_request.method not in ("GET", "HEAD"):
+            return None
+        entry = self.cache.lookup(web_request.rel_url.raw_path_qs, web_request.headers)
+        now = self.cache.clock()
+        if entry is None or entry.state(now) is not State.FRESH:
+            return None
+        self.metrics.cache["hit"] += 1
+        headers = CIMultiDict(entry.headers)
+        headers["Age"] = str(int(entry.age(now)))
+        headers["x-edge-pop"], headers["x-cache"] = self.name, "HIT"
+        return self.whole_body(web_request, entry.status, headers, entry.body, entry)
 
     async def incoming(self, web_request: web.Request, url: URL) -> Request:
         body = await web_request.read() if web_request.body_exists else b""
@@ -554,16 +581,11 @@ class Pop:
         headers["x-edge-pop"] = self.name
         if response.cache_status:
             headers["x-cache"] = response.cache_status
-        entry: Entry | None = getattr(response, "entry", None)
-        if_none_match = web_request.headers.get("If-None-Match")
-        if entry and entry.etag and if_none_match and etag_matches(if_none_match, entry.etag):
-            return web.Response(status=304, headers=headers)  # RFC 9110 §13.1.2
-        encoding = self.choose_encoding(web_request, response, headers)
         if not response.is_stream:
+            entry: Entry | None = getattr(response, "entry", None)  # set by from_cache
             body = await response.read()
-            if encoding:
-                body = self.compressed(entry, body, encoding)
-            return web.Response(status=response.status, headers=headers, body=body)
+            return self.whole_body(web_request, response.status, headers, body, entry)
+        encoding = self.choose_encoding(web_request, response.status, None, headers)
         length = response.headers.get("Content-Length")
         out = web.StreamResponse(status=response.status, headers=headers)
         if length and not encoding:
@@ -587,12 +609,29 @@ class Pop:
             await chunks.aclose()
         return out
 
+    def whole_body(
+        self,
+        web_request: web.Request,
+        status: int,
+        headers: CIMultiDict[str],
+        body: bytes,
+        entry: Entry | None,
+    ) -> web.Response:
+        """A response whose body is all here: 304 if the client has it, else compressed."""
+        if_none_match = web_request.headers.get("If-None-Match")
+        if entry and entry.etag and if_none_match and etag_matches(if_none_match, entry.etag):
+            return web.Response(status=304, headers=headers)  # RFC 9110 §13.1.2
+        encoding = self.choose_encoding(web_request, status, len(body), headers)
+        if encoding:
+            body = self.compressed(entry, body, encoding)
+        return web.Response(status=status, headers=headers, body=body)
+
     def choose_encoding(
-        self, web_request: web.Request, response: Response, headers: CIMultiDict[str]
+        self, web_request: web.Request, status: int, size: int | None, headers: CIMultiDict[str]
     ) -> str | None:
-        if "Content-Encoding" in headers or response.status != 200:
+        """Pick the client's encoding (None: send as is); size None means a stream."""
+        if "Content-Encoding" in headers or status != 200:
             return None
-        size = None if response.is_stream else len(response._body)  # type: ignore[arg-type]
         if not compressible(headers.get("Content-Type"), size):
             return None
         vary = headers.get("Vary", "")
