@@ -17,7 +17,7 @@ if [ "$(uname -s)" != "Linux" ]; then
   exit 1
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "Setting up Edge Lab installs Debian packages and its worlds need network namespaces: run it as root (sudo make setup)." >&2
+  echo "Edge Lab installs Debian packages and its worlds need network namespaces: run as root (sudo make lab, sudo make test)." >&2
   exit 1
 fi
 
