@@ -131,6 +131,9 @@ def test_world_map_shows_every_node():
     labels = {t.get_text() for t in fig.axes[0].texts}
     assert set(spec.nodes) <= labels
     assert len(plots.node_positions(spec)) == len(spec.nodes)
+    fig = plots.world_map(spec, kinds=("pop", "client"), labels="regions")
+    labels = [t.get_text() for t in fig.axes[0].texts if not t.get_text().isdigit()]
+    assert sorted(labels) == sorted(r.city for r in spec.regions.values() if r.name != "factory")
 
 
 def test_rtt_heatmaps_side_by_side():

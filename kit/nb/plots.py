@@ -56,8 +56,14 @@ def world_map(
     kinds: Iterable[str] = ("pop", "origin", "db", "client", "iot"),
     highlight: Iterable[str] = (),
     ax: Axes | None = None,
+    labels: str = "nodes",
 ) -> Figure:
-    """Regions, backbone links and nodes (by kind) on a longitude/latitude frame."""
+    """Regions, backbone links and nodes (by kind) on a longitude/latitude frame.
+
+    ``labels="nodes"`` lists each region's node names beside its city (for a close
+    view); ``labels="regions"`` names only the cities, which stays readable at world
+    scale where New York and Ashburn, or London, Frankfurt and Berlin, sit close.
+    """
     spec = _spec(world_or_spec)
     if ax is None:
         fig, ax = plt.subplots(figsize=(12, 6), layout="constrained")
@@ -99,18 +105,48 @@ def world_map(
             zorder=3,
             edgecolors=["black" if n.name in marked else colour for n in nodes],
         )
-        for n, (x, y) in zip(nodes, xy, strict=True):
-            ax.annotate(
-                n.name,
-                (x, y),
-                xytext=(4, 4),
-                textcoords="offset points",
-                fontsize=7,
-                fontweight="bold" if n.name in marked else "normal",
-            )
+    if labels == "nodes":
+        _label_nodes(ax, spec, kinds, marked)
+    else:
+        _label_regions(ax, spec, kinds)
     ax.legend(loc="lower left")
     ax.set_title(f"World {spec.name!r}: {len(spec.nodes)} nodes in {len(spec.regions)} regions")
     return fig
+
+
+def _label_nodes(ax: Axes, spec: Any, kinds: list[str], marked: set[str]) -> None:
+    """Each region's node names as one column beside its city: they never overlap."""
+    for region in spec.regions.values():
+        names = [n.name for n in spec.nodes.values() if n.region == region.name and n.kind in kinds]
+        for i, name in enumerate(names):
+            ax.annotate(
+                name,
+                (region.lon, region.lat),
+                xytext=(10, 6 - 9 * i),
+                textcoords="offset points",
+                fontsize=7,
+                fontweight="bold" if name in marked else "normal",
+            )
+
+
+def _label_regions(ax: Axes, spec: Any, kinds: list[str]) -> None:
+    """City names of the regions shown, nudged down where a nearby name already stands."""
+    shown = {n.region for n in spec.nodes.values() if n.kind in kinds}
+    placed: list[tuple[float, float]] = []
+    for region in sorted(spec.regions.values(), key=lambda r: -r.lat):
+        if region.name not in shown:
+            continue
+        x, y = region.lon + 4, region.lat + 4
+        while any(abs(x - px) < 40 and abs(y - py) < 7 for px, py in placed):
+            y -= 7
+        placed.append((x, y))
+        ax.annotate(
+            region.city,
+            (region.lon, region.lat),
+            xytext=(x, y),
+            fontsize=8,
+            arrowprops={"arrowstyle": "-", "color": "0.7", "lw": 0.5},
+        )
 
 
 def _heatmap(ax: Axes, table: pd.DataFrame, title: str, vmax: float) -> None:
