@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from kit.net.procs import stop_process  # noqa: E402
 from kit.runtime import deploy  # noqa: E402
 from kit.runtime.control import ControlError, call  # noqa: E402
 
@@ -123,13 +124,7 @@ class KitService:
         raise RuntimeError(f"no listening line in {self.log}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
 
 
 def cold_start(tmp: Path, origin: KitService) -> dict[str, float]:
@@ -215,13 +210,7 @@ def start_nginx(tmp: Path, origin_port: int) -> tuple[subprocess.Popen, str]:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # nginx: fast shutdown of master and worker
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, 10)  # SIGTERM: nginx's fast shutdown of master and worker
 
 
 def table(rows: list[tuple[str, str]]) -> str:

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kit.net.procs import stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -47,13 +49,7 @@ class Service:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 10)
         self.log_file.close()
 
 

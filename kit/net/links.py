@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kit.net.procs import stop_process
 from kit.net.topology import LinkParams
 
 MECHANISMS = ("netem", "delayline")
@@ -153,12 +154,6 @@ class DelayLine:
         return json.loads(self.proc.stdout.readline())
 
     def stop(self) -> None:
-        if self.proc.poll() is None and not self.proc.stdin.closed:
-            self.proc.stdin.close()  # the line exits when its input closes
-            try:
-                self.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
+        stop_process(self.proc, 2, ask=self.proc.stdin.close)  # it exits when its input closes
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             f.close()

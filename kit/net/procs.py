@@ -17,8 +17,24 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def stop_process(
+    proc: subprocess.Popen, timeout: float = 3.0, ask: Callable[[], None] | None = None
+) -> None:
+    """Ask a process to stop (SIGTERM unless ``ask`` says how), then SIGKILL it if it
+    has not gone within ``timeout`` seconds. The one way the kit ends a process."""
+    if proc.poll() is not None:
+        return
+    (ask or proc.terminate)()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class ServiceError(RuntimeError):
@@ -97,15 +113,8 @@ class Service:
 
     def stop(self, timeout: float = 3.0) -> None:
         """SIGTERM, then SIGKILL if it does not go in time."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout)
 
     def restart(self, timeout: float = 15.0) -> Service:
         self.stop()
