@@ -646,6 +646,9 @@ class World:
         """
         self._require_running()
         node = self.net.get(host if host == "dl" else self._node_of(host))
+        # WorldHost._popen adds the mark and the death signal; `mnexec -a PID` enters
+        # the host's namespace without Mininet's `-d` (a new session), so a command
+        # stays in our process group and Ctrl-C in a notebook reaches it.
         return node._popen(["mnexec", "-a", str(node.pid), *argv], **kwargs)
 
     def run(self, host: str, command: str, timeout: float = 60) -> str:
