@@ -15,18 +15,23 @@ import time
 from pathlib import Path
 
 from kit.net.procs import stop_process
+from kit.runtime.control import call
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 class Service:
-    """A `python -m kit.services.NAME` subprocess listening on a free port."""
+    """A `python -m kit.services.NAME` subprocess listening on a free port, with its
+    control plane on a Unix socket (`service.control`, a target for `control.call`)."""
 
     def __init__(self, name: str, *args: str, workdir: str) -> None:
-        self.log_path = Path(workdir) / f"{name}-{time.monotonic_ns()}.log"
+        stem = Path(workdir) / f"{name}-{time.monotonic_ns()}"
+        self.log_path = stem.with_suffix(".log")
+        self.control = f"unix:{stem.with_suffix('.sock')}"
         self.log_file = open(self.log_path, "w")
         command = [sys.executable, "-m", f"kit.services.{name}"]
-        command += ["--host", "127.0.0.1", "--port", "0", "--log-sample", "0", *args]
+        command += ["--host", "127.0.0.1", "--port", "0", "--log-sample", "0"]
+        command += ["--unix", self.control.removeprefix("unix:"), *args]
         self.process = subprocess.Popen(
             command, cwd=REPO, stdout=self.log_file, stderr=subprocess.STDOUT, env=os.environ
         )
@@ -126,7 +131,7 @@ def post_json(base: str, path: str, data: object) -> Reply:
 
 
 def metrics(service: Service) -> dict:
-    return request(service.url, "/_kit/metrics").json()
+    return call(service.control, "GET", "/_kit/metrics")
 
 
 def wait_until(condition, timeout: float = 10.0, interval: float = 0.05) -> bool:

@@ -52,8 +52,6 @@ from kit.net.procs import Service, wait_healthy
 from kit.net.world import World, WorldError
 from kit.runtime.control import call
 
-HEALTH = "/_kit/health"
-
 _edges: weakref.WeakSet[Edge] = weakref.WeakSet()
 
 
@@ -217,7 +215,7 @@ def start_edge(
     geo = _geo_path(world)
     geo.write_text(json.dumps(spec.geo_table()))
     origin_url = f"http://{world.ip(origins[0])}:{port}"
-    common = ["--port", str(port), "--log-sample", "0"]
+    common = ["--host", "0.0.0.0", "--port", str(port), "--log-sample", "0"]
     commands = {
         name: ["-m", "kit.services.origin", "--name", name, "--think-ms", str(think_ms)]
         for name in origins
@@ -236,7 +234,7 @@ def start_edge(
                 host,
                 argv[1].rpartition(".")[2],  # "pop" or "origin": its log is HOST.pop.log
                 [sys.executable, *argv, *common, "--unix", str(control_socket)],
-                health_url=f"http://127.0.0.1:{port}{HEALTH}",
+                health_url=f"unix:{control_socket}",
             )
             world.services.append(svc)
             edge.services[host] = svc.launch()

@@ -5,8 +5,11 @@ A ``Service`` is one long-running program on one host, typically
 path (host shells inherit the notebook kernel's PATH, which may not be the
 venv's), its output goes to a log file in the world's scratch folder (readable
 from a notebook with ``service.log()``), and it counts as started only when its
-health URL answers. A service that exits or stays unhealthy raises
-``ServiceError`` carrying the end of its log, so the learner sees the reason.
+health URL answers: an ``http://`` URL is asked from inside the host, and a
+``unix:/path.sock`` control socket is asked ``GET /_kit/health`` from here (the
+services of ``kit.services`` serve it only there, root-only). A service that
+exits or stays unhealthy raises ``ServiceError`` carrying the end of its log,
+so the learner sees the reason.
 
 ``start()`` launches and waits. To start several services at once, ``launch()``
 each, then ``wait_healthy(services)``: they boot side by side, so the wait is
@@ -20,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from kit.runtime import control
 
 
 def stop_process(
@@ -42,7 +47,13 @@ class ServiceError(RuntimeError):
 
 
 def http_ok(world: Any, host: str, url: str) -> bool:
-    """True when ``url`` answers 2xx from inside ``host``'s namespace."""
+    """True when ``url`` answers 2xx: from inside ``host``'s namespace, or for
+    ``unix:/path.sock`` (a control socket) its ``/_kit/health``."""
+    if url.startswith(control.UNIX):
+        try:
+            return control.request(url, "GET", "/_kit/health", timeout=1)[0] < 300
+        except control.ControlError:
+            return False
     p = world.popen(
         host,
         ["curl", "-sf", "-o", "/dev/null", "-m", "1", url],

@@ -1,25 +1,33 @@
 """What every service shares: CLI, health, metrics, logs, limits and errors.
 
-- `parser(name)`: argparse with `--host`, `--port`, `--unix`, `--max-body-kb`,
-  `--log-sample`; each service adds its own options.
+- `parser(name)`: argparse with `--host` (loopback unless told), `--port`,
+  `--unix`, `--max-body-kb`, `--log-sample`; each service adds its own options.
 - `Metrics`: counters and a latency histogram, served as JSON at
   `GET /_kit/metrics` (`POST /_kit/metrics/reset` zeroes them).
 - `GET /_kit/health`: `{"status": "ok", "service": NAME, ...}`.
 - `Log`: one JSON object per line on stdout. Successful requests are logged at
   `--log-sample` (a fraction; a log line per cached hit would cost more than
   serving the hit), errors always.
-- `make_app`: an aiohttp app with body/header limits and a middleware that
-  times requests and turns bad input into a 4xx with a reason, and any other
+- `make_apps`: two aiohttp apps, one per plane (below), with body/header limits
+  and a middleware that turns bad input into a 4xx with a reason, and any other
   exception into a JSON 500 (the traceback goes to the log, not the client).
-- `serve(app, args)`: run it; prints `{"event": "listening", "port": N}` first,
-  so `--port 0` (any free port) can be used by tests and the world layer.
+- `serve(planes, args)`: run them; prints `{"event": "listening", "port": N}`
+  once both listen, so `--port 0` (any free port) can be used by tests.
 
-The control channel: `--unix PATH` serves the same app on a Unix domain socket
-as well as on TCP. A world host is a network namespace, which the notebook
-cannot reach over IP; a path in the filesystem it can, so a notebook deploys
-handlers and reads metrics through the socket while users' requests stay on the
-emulated network. Both listeners share one runner, so serving TCP costs nothing
-extra. The socket file is removed when the service exits.
+Two planes
+----------
+Services run as root, and anyone on the emulated network can reach their TCP
+port. So what a service *does* and what *changes* it are served apart:
+
+- the **data plane** (`planes.data`) is the TCP port: users' requests, timed
+  and counted in the metrics. Every `/_kit/...` path on it answers 404.
+- the **control plane** (`planes.control`) is the Unix socket `--unix PATH`,
+  made root-only (mode 0600): health, metrics, and whatever a service adds
+  (deploys, config, purges). A world host is a network namespace that the
+  notebook cannot reach over IP; a path in the filesystem it can, so a notebook
+  deploys handlers and reads metrics through the socket while users' requests
+  stay on the emulated network. A service started without `--unix` has no
+  control plane at all. The socket file is removed when the service exits.
 """
 
 from __future__ import annotations
@@ -37,22 +45,26 @@ import time
 import traceback
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 MAX_HEADER_BYTES = 8190  # per header line, as nginx's large_client_header_buffers
+CONTROL_PREFIX = "/_kit/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def parser(service: str, description: str) -> argparse.ArgumentParser:
     """The command line every service starts from."""
     cli = argparse.ArgumentParser(prog=f"python -m kit.services.{service}", description=description)
-    cli.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    cli.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every address)"
+    )
     cli.add_argument("--port", type=int, default=8080, help="port (0 = any free port)")
     cli.add_argument(
-        "--unix", metavar="PATH", help="also serve on this Unix socket (the control channel)"
+        "--unix", metavar="PATH", help="serve the control plane on this Unix socket (root-only)"
     )
     cli.add_argument("--max-body-kb", type=int, default=1024, help="largest request body")
     cli.add_argument(
@@ -121,16 +133,28 @@ def json_error(status: int, reason: str, **extra: Any) -> web.Response:
     return web.json_response({"error": reason, **extra}, status=status)
 
 
-def make_app(
+@dataclass
+class Planes:
+    """A service's two apps: users' requests on TCP, control on the Unix socket."""
+
+    data: web.Application
+    control: web.Application
+
+
+def make_apps(
     service: str, args: argparse.Namespace, metrics: Metrics, log: Log, **health: Any
-) -> web.Application:
-    """An aiohttp app with the shared middleware, health and metrics routes."""
+) -> Planes:
+    """The two planes, with the shared middleware, health and metrics routes.
+
+    A service adds its users' routes to `planes.data` and anything that changes
+    it (deploys, config, purges) to `planes.control`.
+    """
     sample = args.log_sample
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/_kit/"):
-            return await _guarded(request, handler, log)
+        if request.path.startswith(CONTROL_PREFIX):
+            return json_error(404, "not found: control endpoints are not served on this port")
         started = time.perf_counter()
         response = await _guarded(request, handler, log)
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -156,7 +180,13 @@ def make_app(
             )
         return response
 
-    app = web.Application(middlewares=[observe], client_max_size=args.max_body_kb * 1024)
+    @web.middleware
+    async def control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await _guarded(request, handler, log)
+
+    limit = args.max_body_kb * 1024
+    data = web.Application(middlewares=[observe], client_max_size=limit)
+    control = web.Application(middlewares=[control_errors], client_max_size=64 << 20)
 
     async def health_route(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": service, **health})
@@ -168,10 +198,10 @@ def make_app(
         metrics.reset()
         return web.json_response({"ok": True})
 
-    app.router.add_get("/_kit/health", health_route)
-    app.router.add_get("/_kit/metrics", metrics_route)
-    app.router.add_post("/_kit/metrics/reset", reset_route)
-    return app
+    control.router.add_get("/_kit/health", health_route)
+    control.router.add_get("/_kit/metrics", metrics_route)
+    control.router.add_post("/_kit/metrics/reset", reset_route)
+    return Planes(data, control)
 
 
 def _bytes_out(response: web.StreamResponse) -> int:
@@ -201,31 +231,35 @@ async def _guarded(request: web.Request, handler: Handler, log: Log) -> web.Stre
         return json_error(500, f"internal error: {type(error).__name__}: {error}")
 
 
-async def _run(app: web.Application, args: argparse.Namespace, log: Log) -> None:
-    runner = web.AppRunner(
-        app,
-        access_log=None,  # the middleware logs (sampled); aiohttp's logger per request is slow
-        max_line_size=MAX_HEADER_BYTES,
-        max_field_size=MAX_HEADER_BYTES,
-    )
-    await runner.setup()
+async def _run(planes: Planes, args: argparse.Namespace, log: Log) -> None:
+    limits = {"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES}
+    # access_log=None: the middleware logs (sampled); aiohttp's logger per request is slow
+    data = web.AppRunner(planes.data, access_log=None, **limits)
+    control = web.AppRunner(planes.control, access_log=None)
+    await data.setup()
+    await control.setup()
     unix_path, unix_bound = getattr(args, "unix", None), False
     try:
-        if unix_path:  # first: once TCP answers health checks, the socket is there too
-            _remove_stale_socket(unix_path)
-            await web.UnixSite(runner, unix_path, backlog=128).start()
-            unix_bound = True
-        site = web.TCPSite(runner, args.host, args.port, backlog=1024, reuse_address=True)
+        site = web.TCPSite(data, args.host, args.port, backlog=1024, reuse_address=True)
         await site.start()
         server = site._server
         port = server.sockets[0].getsockname()[1] if server and server.sockets else args.port
+        if unix_path:  # second: once the control socket answers, TCP is up too
+            _remove_stale_socket(unix_path)
+            old_umask = os.umask(0o177)  # the socket is born root-only (0600), no window
+            try:
+                await web.UnixSite(control, unix_path, backlog=128).start()
+            finally:
+                os.umask(old_umask)
+            unix_bound = True
         stop = asyncio.Event()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signal_number, stop.set)
         log("listening", host=args.host, port=port, unix=unix_path)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await control.cleanup()
+        await data.cleanup()
         if unix_bound:
             _remove_socket(unix_path)
 
@@ -253,7 +287,7 @@ def _remove_socket(path: str) -> None:
         pass
 
 
-def serve(app: web.Application, args: argparse.Namespace, log: Log) -> None:
-    """Run the app until SIGINT or SIGTERM, then close connections and exit."""
-    asyncio.run(_run(app, args, log))
+def serve(planes: Planes, args: argparse.Namespace, log: Log) -> None:
+    """Serve both planes until SIGINT or SIGTERM, then close connections and exit."""
+    asyncio.run(_run(planes, args, log))
     log("stopped")

@@ -20,7 +20,8 @@ If-None-Match matches gets 304 Not Modified (RFC 9110 §13.1.2).
 
 Default Cache-Control: static `public, max-age=86400`, pages
 `public, max-age=60`, API `no-store`. A lab changes behaviour in one place,
-`POST /_kit/config` (or `--config FILE` at start) with JSON such as
+`POST /_kit/config` on the control socket (`--unix`), or `--config FILE` at
+start, with JSON such as
 
     {"think_ms": 20,              # added to every response
      "version": "v2",             # changes pages and API bodies (so their ETags)
@@ -49,7 +50,7 @@ from typing import Any
 from aiohttp import web
 
 from kit.services.cache import etag_matches
-from kit.services.common import Log, Metrics, json_error, make_app, parser, serve
+from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
 
 MAX_ASSET_BYTES = 64 << 20
 TEXT_TYPES = {
@@ -210,15 +211,15 @@ def main(argv: list[str] | None = None) -> None:
     log = Log("origin", origin=args.name)
     metrics = Metrics("origin", ("not_modified",), origin=args.name)
     origin = Origin(args, log, metrics)
-    app = make_app("origin", args, metrics, log, origin=args.name)
+    planes = make_apps("origin", args, metrics, log, origin=args.name)
 
     async def say_who_answered(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["x-origin"] = args.name
 
-    app.on_response_prepare.append(say_who_answered)
-    app.router.add_route("*", "/_kit/config", origin.config_route)
-    app.router.add_route("*", "/{tail:.*}", origin.serve)
-    serve(app, args, log)
+    planes.data.on_response_prepare.append(say_who_answered)
+    planes.data.router.add_route("*", "/{tail:.*}", origin.serve)
+    planes.control.router.add_route("*", "/_kit/config", origin.config_route)
+    serve(planes, args, log)
 
 
 if __name__ == "__main__":

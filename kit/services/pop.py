@@ -60,7 +60,7 @@ from kit.runtime.bindings import Context, Env, FetchError
 from kit.runtime.http import Geo, Request, Response
 from kit.runtime.loader import Handler, LoadError, handler_error_line, load_handler
 from kit.services.cache import Entry, HttpCache, State, etag_matches
-from kit.services.common import Log, Metrics, json_error, make_app, parser, serve
+from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
 from kit.services.encoding import compress, compress_stream, compressible, negotiate
 
 BUFFER_LIMIT = 256 << 10  # origin bodies up to this size (with a Content-Length) are read whole
@@ -742,17 +742,18 @@ def main(argv: list[str] | None = None) -> None:
         pop = Pop(args, log, metrics)
     except (OSError, ValueError, KeyError) as error:
         cli.error(f"--geo: {error}")
-    app = make_app("pop", args, metrics, log, pop=args.pop, origin=args.origin)
-    app.on_startup.append(pop.start)
-    app.on_cleanup.append(pop.stop)
-    app.router.add_post("/_kit/deploy", pop.deploy_route)
-    app.router.add_route("GET", "/_kit/deploy", pop.active_route)
-    app.router.add_route("DELETE", "/_kit/deploy", pop.active_route)
-    app.router.add_post("/_kit/deploy/activate", pop.activate_route)
-    app.router.add_delete("/_kit/deploy/staged", pop.drop_staged_route)
-    app.router.add_route("*", "/_kit/cache", pop.cache_route)
-    app.router.add_route("*", "/{tail:.*}", pop.entry)
-    serve(app, args, log)
+    planes = make_apps("pop", args, metrics, log, pop=args.pop, origin=args.origin)
+    planes.data.on_startup.append(pop.start)
+    planes.data.on_cleanup.append(pop.stop)
+    planes.data.router.add_route("*", "/{tail:.*}", pop.entry)
+    control = planes.control.router
+    control.add_post("/_kit/deploy", pop.deploy_route)
+    control.add_route("GET", "/_kit/deploy", pop.active_route)
+    control.add_route("DELETE", "/_kit/deploy", pop.active_route)
+    control.add_post("/_kit/deploy/activate", pop.activate_route)
+    control.add_delete("/_kit/deploy/staged", pop.drop_staged_route)
+    control.add_route("*", "/_kit/cache", pop.cache_route)
+    serve(planes, args, log)
 
 
 if __name__ == "__main__":
