@@ -1,12 +1,12 @@
 """The edge runtime: objects, loading, matchers, and handlers deployed to a real PoP."""
 
 import asyncio
-import json
 
 import pytest
-from test_services_support import LoopbackEdge, metrics, request, wait_until
+from test_services_support import LoopbackEdge, alive, metrics, request, wait_until
 
 from kit.runtime import DeployError, Request, Response, deploy, undeploy
+from kit.runtime.control import call
 from kit.runtime.deploy import handler_source
 from kit.runtime.loader import LoadError, load_handler
 from kit.runtime.matcher import Matcher
@@ -28,8 +28,8 @@ def world():
 
 @pytest.fixture
 def pop(world):
-    yield world.pop.url
-    undeploy(world.pop.url)
+    yield world.pop
+    undeploy(world.pop.control)
 
 
 # -- objects and loading, no sockets ------------------------------------------
@@ -102,7 +102,7 @@ def test_handler_source_from_a_function():
 
 
 def test_cloudflare_geo_redirect(pop):
-    (result,) = deploy(GEO_REDIRECT, pop)
+    (result,) = deploy(GEO_REDIRECT, pop.control)
     assert result.kind == "fetch" and result.cold_start_ms >= 0
     berlin = request(pop, "/page/home", source_ip="127.0.0.2")
     assert berlin.status == 302 and berlin.headers["Location"] == "https://de.example.com"
@@ -120,7 +120,7 @@ async def fetch(request, env, ctx):
 
 config = {"matcher": ["/item/:id"]}
 """
-    deploy(source, pop, config={"greeting": "hallo"})
+    deploy(source, pop.control, config={"greeting": "hallo"})
     data = request(pop, "/item/7", source_ip="127.0.0.3").json()
     assert data == {
         "geo": ["JP", "Tokyo", "tokyo", "fra"],
@@ -134,56 +134,56 @@ def test_deploy_a_function_object(pop):
     async def fetch(request, env, ctx):
         return Response.text(f"hello from {env.pop}")
 
-    deploy(fetch, [pop])
+    deploy(fetch, [pop.control])
     assert request(pop, "/anything").body == b"hello from fra"
 
 
 def test_failed_deploy_keeps_the_previous_handler(pop):
-    deploy("async def fetch(request, env, ctx):\n    return Response.text('v1')\n", pop)
+    deploy("async def fetch(request, env, ctx):\n    return Response.text('v1')\n", pop.control)
     broken = "async def fetch(request, env, ctx):\n    retrun Response.text('v2')\n"
     with pytest.raises(DeployError) as failure:
-        deploy(broken, pop)
+        deploy(broken, pop.control)
     assert failure.value.line == 2 and "line 2" in str(failure.value)
     assert "SyntaxError" in str(failure.value)
     raises_at_load = "CONFIG = {}['missing']\n\nasync def fetch(request, env, ctx): ...\n"
     with pytest.raises(DeployError, match="KeyError") as at_load:
-        deploy(raises_at_load, pop)
+        deploy(raises_at_load, pop.control)
     assert at_load.value.line == 1
     assert request(pop, "/").body == b"v1"
 
 
 def test_deploy_is_all_or_nothing_across_pops(pop):
-    deploy("async def fetch(request, env, ctx):\n    return Response.text('old')\n", pop)
+    deploy("async def fetch(request, env, ctx):\n    return Response.text('old')\n", pop.control)
     new = "async def fetch(request, env, ctx):\n    return Response.text('new')\n"
     with pytest.raises(DeployError, match="cannot reach"):
-        deploy(new, {"fra": pop, "gone": "http://127.0.0.1:9"})
+        deploy(new, {"fra": pop.control, "gone": "http://127.0.0.1:9"})
     assert request(pop, "/").body == b"old"
 
 
 def test_raising_handler_gives_500_with_reason_and_pop_lives(world, pop):
     source = "async def fetch(request, env, ctx):\n    return 1 / 0\n"
-    deploy(source, pop)
+    deploy(source, pop.control)
     before = metrics(world.pop)["handler_errors"]
     reply = request(pop, "/")
     assert reply.status == 500
     assert b"ZeroDivisionError" in reply.body and b"line 2" in reply.body
     assert metrics(world.pop)["handler_errors"] == before + 1
-    assert request(pop, "/_kit/health").status == 200
+    assert alive(world.pop)
     assert any(line.get("event") == "handler_error" for line in world.pop.logs())
 
 
 def test_handler_returning_the_wrong_type_gives_500(pop):
-    deploy("async def fetch(request, env, ctx):\n    return 'oops'\n", pop)
+    deploy("async def fetch(request, env, ctx):\n    return 'oops'\n", pop.control)
     reply = request(pop, "/")
     assert reply.status == 500 and b"not a Response" in reply.body
 
 
 def test_slow_handler_gives_504(pop):
     source = "import asyncio\n\nasync def fetch(request, env, ctx):\n    await asyncio.sleep(30)\n"
-    deploy(source, pop, timeout_s=0.2)
+    deploy(source, pop.control, timeout_s=0.2)
     reply = request(pop, "/")
     assert reply.status == 504 and b"time limit" in reply.body
-    assert request(pop, "/_kit/health").status == 200
+    assert alive(pop)
 
 
 def test_middleware_runs_only_where_the_matcher_says(world, pop):
@@ -197,7 +197,7 @@ async def middleware(request, env, ctx, next):
 
 config = {"matcher": ["/api/:path*"]}
 """
-    (result,) = deploy(source, pop)
+    (result,) = deploy(source, pop.control)
     assert result.kind == "middleware"
     assert request(pop, "/api/items/1").status == 401
     allowed = request(pop, "/api/items/1", headers={"Authorization": "Bearer ok"})
@@ -212,7 +212,7 @@ def test_middleware_matcher_given_to_deploy(pop):
         response.headers["x-tag"] = "1"
         return response
 
-    deploy(tag, pop, matcher=["/old/:path*"])
+    deploy(tag, pop.control, matcher=["/old/:path*"])
     rewritten = request(pop, "/old/thing")
     assert rewritten.json()["id"] == "rewritten" and rewritten.headers["x-tag"] == "1"
     assert "x-tag" not in request(pop, "/page/x").headers
@@ -243,7 +243,7 @@ async def fetch(request, env, ctx):
     ctx.wait_until(later())
     return Response.text("memo")
 """
-    deploy(source, pop)
+    deploy(source, pop.control)
     assert request(pop, "/stream").body == b"part 0\npart 1\npart 2\n"
     assert request(pop, "/memo").body == b"memo"
     assert request(pop, "/memo").headers.get("x-cache") == "HIT"
@@ -252,14 +252,11 @@ async def fetch(request, env, ctx):
 
 def test_handler_origin_fetch_uses_the_cache(world, pop):
     rule = {"match": "/api/items/viaenv*", "headers": {"Cache-Control": "max-age=60"}}
-    reply = request(
-        world.origin.url, "/_kit/config", "POST", {}, json.dumps({"rules": [rule]}).encode()
-    )
-    assert reply.status == 200
+    call(world.origin.control, "POST", "/_kit/config", {"rules": [rule]})
     deploy(
         "async def fetch(request, env, ctx):\n"
         "    return await env.origin.fetch('/api/items/viaenv')\n",
-        pop,
+        pop.control,
     )
     before = metrics(world.pop)["origin_fetches"]
     assert [request(pop, "/x").cache for _ in range(3)] == ["MISS", "HIT", "HIT"]
@@ -267,6 +264,6 @@ def test_handler_origin_fetch_uses_the_cache(world, pop):
 
 
 def test_undeploy_returns_to_plain_proxy(pop):
-    deploy("async def fetch(request, env, ctx):\n    return Response.text('edge')\n", pop)
-    undeploy(pop)
+    deploy("async def fetch(request, env, ctx):\n    return Response.text('edge')\n", pop.control)
+    undeploy(pop.control)
     assert b"<h1>x</h1>" in request(pop, "/page/x").body

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from kit.net.procs import stop_process
+from kit.runtime import control
 from kit.runtime.control import call
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,7 +105,7 @@ class Reply:
 
 
 def request(
-    base: str,
+    base: str | Service,
     path: str,
     method: str = "GET",
     headers: dict[str, str] | None = None,
@@ -112,6 +113,7 @@ def request(
     source_ip: str = "127.0.0.1",
 ) -> Reply:
     """One HTTP request from a chosen client address (127.0.0.x picks the geo)."""
+    base = base.url if isinstance(base, Service) else base
     host, port = base.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(
         host, int(port), timeout=20, source_address=(source_ip, 0)
@@ -128,6 +130,22 @@ def post_json(base: str, path: str, data: object) -> Reply:
     return request(
         base, path, "POST", {"Content-Type": "application/json"}, json.dumps(data).encode()
     )
+
+
+def control_raw(service: Service, method: str, path: str, body: bytes = b"") -> Reply:
+    """A request with any bytes as its body, to a service's control socket."""
+    connection = control.connection(service.control, timeout=20)
+    try:
+        connection.request(method, path, body=body)
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def alive(service: Service) -> bool:
+    """The service answers its health check (on its control socket)."""
+    return call(service.control, "GET", "/_kit/health")["status"] == "ok"
 
 
 def metrics(service: Service) -> dict:

@@ -3,17 +3,18 @@
     from kit.runtime import Response, deploy
 
     async def fetch(request, env, ctx):
-        if request.geo.country == "DE":
-            return Response.redirect("https://de.example.com", 302)
+        if request.path == "/maintenance":
+            return Response.text("back soon", 503, {"Retry-After": "60"})
         return await env.origin.fetch(request)
 
     deploy(fetch, pops)
 
 Modules: `http` (Request, Response, Geo), `bindings` (Env, Context, FetchError),
 `matcher` (Next.js-style path patterns), `loader` (compile a handler, report
-errors with line numbers), `deploy` (ship a handler to PoPs from a notebook),
-`control` (the one client for services' /_kit endpoints, over TCP or a Unix socket).
-The PoP that runs handlers is `kit.services.pop`.
+errors with line numbers), `worker` (the process a handler runs in, one per
+deployment, and `wire`, its messages to the PoP), `deploy` (ship a handler to
+PoPs from a notebook), `control` (the one client for services' control sockets).
+The PoP that runs and supervises handlers is `kit.services.pop`.
 """
 
 from kit.runtime.bindings import Context, Env, FetchError

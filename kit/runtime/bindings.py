@@ -20,16 +20,33 @@ becomes a 502 that says why.
 
 `ctx.wait_until(coro)` hands work to the PoP to run after the response has been
 sent (logging, analytics, warming a cache), as in Cloudflare Workers.
+
+How the bindings reach the PoP: a handler runs in a worker process of its own
+(`worker.py`), not in the PoP, so every binding is a call across the wire to
+the PoP, which owns the cache and the connections. `Calls` is that one door;
+the bindings below only shape the arguments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
+
+from yarl import URL
+
+from kit.runtime.http import Request, Response
 
 
 class FetchError(Exception):
     """`env.fetch` got no answer: the server refused the connection, or timed out."""
+
+
+class Calls(Protocol):
+    """The door to the PoP: run one operation ("origin", "fetch", "cache.match", ...)."""
+
+    async def __call__(
+        self, op: str, request: Request | None = None, **options: Any
+    ) -> Response | None: ...
 
 
 class Env:
@@ -57,3 +74,82 @@ class Context:
     def wait_until(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` (a coroutine) after the response has gone to the client."""
         self.after_response.append(work)
+
+
+class OriginBinding:
+    """`env.origin`: fetch from the origin through this PoP's cache."""
+
+    def __init__(self, calls: Calls, url: str) -> None:
+        self._calls, self.url = calls, url
+
+    async def fetch(
+        self,
+        target: Request | str,
+        *,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes | str = b"",
+        cache: bool = True,
+        cache_key: str | None = None,
+    ) -> Response:
+        """Fetch a Request, or a path such as "/api/items/1", from the origin.
+
+        cache=False goes straight to the origin; cache_key replaces the URL as the
+        key the response is stored under (e.g. to ignore tracking parameters).
+        """
+        if isinstance(target, str):
+            target = Request(target, method, headers, body)
+        return await self._calls("origin", target, cache=cache, cache_key=cache_key)
+
+
+class FetchBinding:
+    """`env.fetch`: send a request to any URL, like the global `fetch()` of Workers."""
+
+    def __init__(self, calls: Calls) -> None:
+        self._calls = calls
+
+    async def __call__(
+        self,
+        target: Request | str | URL,
+        *,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes | str = b"",
+        timeout_s: float | None = None,
+    ) -> Response:
+        """Fetch an absolute URL, or a Request whose URL is one, past the PoP's cache.
+
+        `await env.fetch("http://10.0.0.2/status", timeout_s=2)`.
+        Raises FetchError if no answer comes (refused, unreachable, past `timeout_s`).
+        """
+        if not isinstance(target, Request):
+            target = Request(target, method, headers, body)
+        if target.url.scheme not in ("http", "https") or not target.url.host:
+            raise ValueError(
+                f"env.fetch needs an absolute http:// URL, not {str(target.url)!r}; "
+                "for a path on the origin use env.origin.fetch"
+            )
+        return await self._calls("fetch", target, timeout_s=timeout_s)
+
+
+class CacheBinding:
+    """`env.cache`: the PoP's HTTP cache, like the Workers Cache API."""
+
+    def __init__(self, calls: Calls) -> None:
+        self._calls = calls
+
+    @staticmethod
+    def _request(target: Request | str) -> Request:
+        return target if isinstance(target, Request) else Request(target)
+
+    async def match(self, target: Request | str) -> Response | None:
+        """The stored response if it is fresh, else None."""
+        return await self._calls("cache.match", self._request(target))
+
+    async def put(self, target: Request | str, response: Response) -> bool:
+        """Store a response (its Cache-Control decides for how long); True if stored."""
+        stored = await self._calls("cache.put", self._request(target), response=response)
+        return stored is not None and stored.ok
+
+    async def delete(self, target: Request | str) -> None:
+        await self._calls("cache.delete", self._request(target))

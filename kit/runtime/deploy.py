@@ -3,8 +3,8 @@
     from kit.runtime import deploy, Response
 
     async def fetch(request, env, ctx):
-        if request.geo.country == "DE":
-            return Response.redirect("https://de.example.com", 302)
+        if request.path == "/maintenance":
+            return Response.text("back soon", 503, {"Retry-After": "60"})
         return await env.origin.fetch(request)
 
     deploy(fetch, pops)          # pops: a target, a list of them, or {name: target}
@@ -18,9 +18,13 @@ source is read with `inspect.getsource`, which works for notebook cells), a list
 of functions (helpers first), a module, or a source string.
 
 A deploy is all-or-nothing across the PoPs, in two phases: every PoP first
-loads the handler next to the one it is serving (this is the cold start we
-measure); only if all of them loaded it does each PoP switch to it. If any PoP
-fails to load it, none switches, and `DeployError` says where and why.
+loads the handler into a worker next to the one it is serving (this is the
+cold start we measure); only if all of them loaded it does each PoP switch to
+it. If any PoP fails to load it, none switches: this deploy's staged copies are
+withdrawn (by their tokens, so a concurrent deploy's are untouched), and
+`DeployError` says where and why. If a switch fails on some PoP (it became
+unreachable), the PoPs that did switch are rolled back to what they served
+before, so no deploy ever leaves the PoPs serving different versions.
 
 It uses blocking HTTP from the standard library on purpose (`control.py`): a
 notebook already runs an event loop, and a plain call is the easiest thing to
@@ -144,21 +148,28 @@ def deploy(
         raise ValueError("deploy needs at least one PoP target")
     body = {"source": source, "config": config or {}, "timeout_s": timeout_s, "activate": False}
     staged = _on_all(targets, lambda t: _call(t, "POST", "/_kit/deploy", body, http_timeout_s))
+    tokens = {pop: r["token"] for pop, r in staged.items() if r.get("ok")}
     failures = {pop: r.get("error", {}) for pop, r in staged.items() if not r.get("ok")}
     if failures:
-        for pop, result in staged.items():
-            if result.get("ok"):  # withdraw what the others staged
-                _call(targets[pop], "DELETE", "/_kit/deploy/staged", None, http_timeout_s)
+        for pop, token in tokens.items():  # withdraw what this deploy staged, nothing else
+            _call(targets[pop], "DELETE", f"/_kit/deploy/staged/{token}", None, http_timeout_s)
         raise DeployError(_describe(failures), failures)
 
+    by_target = {targets[pop]: token for pop, token in tokens.items()}
+
     def activate(target: str) -> dict[str, Any]:
-        token = next(r["token"] for p, r in staged.items() if targets[p] == target)
-        return _call(target, "POST", "/_kit/deploy/activate", {"token": token}, http_timeout_s)
+        payload = {"token": by_target[target]}
+        return _call(target, "POST", "/_kit/deploy/activate", payload, http_timeout_s)
 
     active = _on_all(targets, activate)
     failures = {pop: r.get("error", {}) for pop, r in active.items() if not r.get("ok")}
     if failures:
-        raise DeployError("deploy activated on some PoPs only:\n" + _describe(failures), failures)
+        for pop, result in active.items():  # all or nothing: undo the switch where it happened
+            if result.get("ok"):
+                payload = {"token": tokens[pop]}
+                _call(targets[pop], "POST", "/_kit/deploy/rollback", payload, http_timeout_s)
+        message = "deploy failed while switching; the PoPs that switched were rolled back.\n"
+        raise DeployError(message + _describe(failures), failures)
     return [
         Deployed(pop, targets[pop], r["version"], r["kind"], staged[pop]["cold_start_ms"])
         for pop, r in active.items()

@@ -9,14 +9,15 @@ and optionally `config = {"matcher": ["/api/:path*"]}` to limit which paths it
 sees (see `matcher.py`). In the middleware form, `await next()` (or
 `await next(changed_request)`) continues to the PoP's cache and the origin.
 
-The module starts with the names of `kit.runtime` already imported (`Response`,
-`Request`, `Geo`, ...), so a function copied from a notebook cell runs as is.
+The module starts with the handler API already imported (`HANDLER_API`:
+`Request`, `Response`, `Geo`, `FetchError`), so a function copied from a
+notebook cell runs as is. It does not see the notebook's tools (`deploy`...).
 
-`load_handler` compiles and runs the module once. Anything that goes wrong
-(a syntax error, an exception at import, a missing or non-async entry point)
-becomes a `LoadError` carrying the line number and the reason; the caller then
-keeps serving whatever handler it had before. The time this takes is the
-handler's cold start.
+`load_handler` compiles and runs the module once, inside the PoP's handler
+worker (`worker.py`). Anything that goes wrong (a syntax error, an exception or
+`sys.exit()` at import, a missing or non-async entry point) becomes a
+`LoadError` carrying the line number and the reason; the PoP then keeps serving
+whatever handler it had before. The time this takes is the handler's cold start.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit.runtime.bindings import FetchError
+from kit.runtime.http import Geo, Request, Response
 from kit.runtime.matcher import Matcher
 
 FILENAME = "handler.py"
@@ -73,15 +76,23 @@ def _handler_line(error: BaseException) -> int | None:
     return frames[-1].lineno if frames else None
 
 
-def handler_error_line(error: BaseException) -> int | None:
-    """Where in the handler a request-time exception was raised (for 5xx bodies)."""
-    return _handler_line(error)
+HANDLER_API = {
+    "Request": Request,
+    "Response": Response,
+    "Geo": Geo,
+    "FetchError": FetchError,
+}
 
 
-def _runtime_names() -> dict[str, Any]:
-    import kit.runtime as runtime
-
-    return {name: getattr(runtime, name) for name in runtime.__all__}
+def error_reason(error: BaseException) -> str:
+    """'ZeroDivisionError: division by zero (handler.py line 3)': what a learner sees."""
+    line = _handler_line(error)
+    where = f" (handler.py line {line})" if line else ""
+    if isinstance(error, SystemExit):
+        return f"SystemExit: the handler called sys.exit({error.code!r}){where}"
+    if isinstance(error, MemoryError):
+        return f"MemoryError: the handler ran out of its memory limit{where}"
+    return f"{type(error).__name__}: {error}{where}"
 
 
 def load_handler(source: str) -> Handler:
@@ -92,14 +103,14 @@ def load_handler(source: str) -> Handler:
     except SyntaxError as error:
         reason = f"SyntaxError: {error.msg}"
         raise LoadError(reason, error.lineno, error.text or "") from None
-    namespace: dict[str, Any] = {"__name__": "handler", **_runtime_names()}
+    namespace: dict[str, Any] = {"__name__": "handler", **HANDLER_API}
     try:
         exec(code, namespace)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() at import is the handler's error
         line = _handler_line(error)
         trace = "".join(traceback.format_exception(error))
-        reason = f"{type(error).__name__} at load: {error}"
-        raise LoadError(reason, line, _source_line(source, line), trace) from None
+        reason = error_reason(error).replace(f" ({FILENAME} line {line})", "")
+        raise LoadError(f"{reason} (at load)", line, _source_line(source, line), trace) from None
     return Handler(
         *_entry_point(namespace, source),
         matcher=_matcher(namespace, source),

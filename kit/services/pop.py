@@ -24,18 +24,27 @@ The geo file maps client subnets to places (most specific subnet wins):
 
     [{"subnet": "10.1.10.0/24", "country": "JP", "city": "Tokyo", "region": "tokyo"}]
 
-Control endpoints (besides /_kit/health and /_kit/metrics):
+Handlers run in a worker process, never in the PoP (`workers.py`): a handler
+that loops, blocks, calls `sys.exit()` or eats memory gets its request a 5xx
+that says why (504 past its time limit, naming the line where it was stuck),
+while the PoP goes on serving everything else. A handler that raises gives 500
+(502 if it is an `env.fetch` that got no answer), with the handler's line.
+
+Loops: every request the PoP sends on carries its id in `CDN-Loop` (RFC 8586);
+a request that arrives already carrying it (a handler that fetches its own
+PoP) is answered 508 at once instead of asking itself forever.
+
+Control endpoints, on the root-only Unix socket only (besides /_kit/health and
+/_kit/metrics):
 
     POST   /_kit/deploy           {"source", "config", "timeout_s", "activate"}
-    POST   /_kit/deploy/activate  {"token"}  switch to a staged handler
-    DELETE /_kit/deploy/staged    drop staged handlers
+                                  load a handler into a worker; -> {"token", ...}
+    POST   /_kit/deploy/activate  {"token"}  serve a staged handler
+    POST   /_kit/deploy/rollback  {"token"}  undo that activation (for 30 s)
+    DELETE /_kit/deploy/staged/TOKEN         drop one staged handler (or wait 60 s)
     GET    /_kit/deploy           the active handler
     DELETE /_kit/deploy           remove it (back to a plain caching proxy)
     GET    /_kit/cache            cache size;  DELETE /_kit/cache?prefix=/api  purge
-
-A handler that raises gives 500 (502 if it is an `env.fetch` that got no
-answer), one that runs past its time limit 504; the body says why, with the
-handler's line, and the traceback goes to the log. The PoP keeps serving.
 """
 
 from __future__ import annotations
@@ -43,12 +52,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import sys
 import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -56,16 +63,18 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from kit.runtime.bindings import Context, Env, FetchError
+from kit.runtime.bindings import FetchError
 from kit.runtime.http import Geo, Request, Response
-from kit.runtime.loader import Handler, LoadError, handler_error_line, load_handler
+from kit.runtime.loader import LoadError
 from kit.services.cache import Entry, HttpCache, State, etag_matches
 from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
 from kit.services.encoding import compress, compress_stream, compressible, negotiate
+from kit.services.workers import Deployment, HandlerFailed, Spares, Worker
 
 BUFFER_LIMIT = 256 << 10  # origin bodies up to this size (with a Content-Length) are read whole
 CHUNK = 64 << 10
-AFTER_RESPONSE_LIMIT_S = 30.0  # ctx.wait_until work gets this long
+STAGED_TTL_S = 60.0  # a staged handler not activated by then is dropped
+ROLLBACK_WINDOW_S = 30.0  # a replaced handler's worker is kept this long, for a rollback
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
 NOT_FORWARDED = HOP_BY_HOP | {"host", "accept-encoding", "content-length", "transfer-encoding"}
 CLIENT_CONDITIONALS = {"if-none-match", "if-modified-since"}
@@ -80,6 +89,8 @@ POP_COUNTERS = (
     "fetch_errors",
     "fetch_bytes",
     "handler_errors",
+    "handler_restarts",  # workers replaced after a handler got stuck or exited
+    "loops",  # requests answered 508: they had passed this PoP before (CDN-Loop)
 )
 
 
@@ -130,129 +141,22 @@ class GeoTable:
         return geo
 
 
-@dataclass
-class Deployment:
-    """A loaded handler with the env it runs in."""
-
-    handler: Handler
-    env: Env
-    timeout_s: float
-    version: int = 0
-    deployed_at: float = field(default_factory=time.time)
-
-    def describe(self) -> dict[str, Any]:
-        matcher = self.handler.matcher.patterns if self.handler.matcher else None
-        return {
-            "kind": self.handler.kind,
-            "matcher": matcher,
-            "version": self.version,
-            "cold_start_ms": round(self.handler.cold_start_ms, 3),
-            "timeout_s": self.timeout_s,
-            "deployed_at": self.deployed_at,
-        }
-
-
-class OriginBinding:
-    """`env.origin`: fetch from the origin through this PoP's cache."""
-
-    def __init__(self, pop: Pop) -> None:
-        self._pop, self.url = pop, str(pop.origin)
-
-    async def fetch(
-        self,
-        target: Request | str,
-        *,
-        method: str = "GET",
-        headers: dict[str, str] | None = None,
-        body: bytes | str = b"",
-        cache: bool = True,
-        cache_key: str | None = None,
-    ) -> Response:
-        """Fetch a Request, or a path such as "/api/items/1", from the origin.
-
-        cache=False goes straight to the origin; cache_key replaces the URL as the
-        key the response is stored under (e.g. to ignore tracking parameters).
-        """
-        if isinstance(target, str):
-            target = Request(target, method, headers, body)
-        return await self._pop.fetch(target, cache=cache, cache_key=cache_key)
-
-
-class FetchBinding:
-    """`env.fetch`: send a request to any URL, like the global `fetch()` of Workers."""
-
-    def __init__(self, pop: Pop) -> None:
-        self._pop = pop
-
-    async def __call__(
-        self,
-        target: Request | str | URL,
-        *,
-        method: str = "GET",
-        headers: dict[str, str] | None = None,
-        body: bytes | str = b"",
-        timeout_s: float | None = None,
-    ) -> Response:
-        """Fetch an absolute URL, or a Request whose URL is one, past the PoP's cache.
-
-        `await env.fetch("http://10.0.0.2/api/x")`, or to send the client's request
-        elsewhere: `await env.fetch(request.replace(url=other_server + request.url.path_qs))`.
-        Raises FetchError if no answer comes (refused, unreachable, past `timeout_s`).
-        """
-        if not isinstance(target, Request):
-            target = Request(target, method, headers, body)
-        if target.url.scheme not in ("http", "https") or not target.url.host:
-            raise ValueError(
-                f"env.fetch needs an absolute http:// URL, not {str(target.url)!r}; "
-                "for a path on the origin use env.origin.fetch"
-            )
-        return await self._pop.fetch_url(target, timeout_s)
-
-
-class CacheBinding:
-    """`env.cache`: the PoP's HTTP cache, like the Workers Cache API."""
-
-    def __init__(self, pop: Pop) -> None:
-        self._pop = pop
-
-    @staticmethod
-    def _key(target: Request | str) -> str:
-        return target if isinstance(target, str) else target.url.raw_path_qs
-
-    async def match(self, target: Request | str) -> Response | None:
-        """The stored response if it is fresh, else None."""
-        headers = target.headers if isinstance(target, Request) else {}
-        entry = self._pop.cache.lookup(self._key(target), headers)
-        if entry is None or entry.state(self._pop.cache.clock()) is not State.FRESH:
-            return None
-        return self._pop.from_cache(entry, "HIT")
-
-    async def put(self, target: Request | str, response: Response) -> bool:
-        """Store a response (its Cache-Control decides for how long); True if stored."""
-        headers = target.headers if isinstance(target, Request) else {}
-        now = self._pop.cache.clock()
-        body = await response.read()
-        key = self._key(target)
-        return (
-            self._pop.cache.store(key, headers, response.status, response.headers, body, now)
-            is not None
-        )
-
-    async def delete(self, target: Request | str) -> None:
-        self._pop.cache.invalidate(self._key(target))
-
-
 class Pop:
     """The PoP's state: cache, connection pool, geo table and deployed handler."""
 
     def __init__(self, args: Any, log: Log, metrics: Metrics) -> None:
         self.name, self.log, self.metrics = args.pop, log, metrics
+        self.cdn_id = f"edgelab-{self.name}"  # this PoP's name in CDN-Loop (RFC 8586)
         self.origin = URL(args.origin.rstrip("/"))
         self.geo = GeoTable.load(args.geo, args.pop)
         self.cache = HttpCache(args.cache_mb << 20, args.cache_object_mb << 20)
         self.handler_timeout_s = args.handler_timeout
+        self.spares = Spares(args.handler_memory_mb)
+        self.handler_memory_mb = args.handler_memory_mb
         self.active: Deployment | None = None
+        self.active_token: str | None = None
         self.staged: dict[str, Deployment] = {}
+        self.replaced: tuple[str, Deployment | None] | None = None  # (token, what it replaced)
         self.versions = 0
         self.revalidating: set[str] = set()
         self.background: set[asyncio.Task[Any]] = set()
@@ -264,10 +168,15 @@ class Pop:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60),
             auto_decompress=False,
         )
+        self.spares.prepare()  # a deploy then loads code into a running process
 
     async def stop(self, app: web.Application) -> None:
         for task in list(self.background):
             task.cancel()
+        await self.spares.close()
+        for deployment in [self.active, *self.staged.values(), *self.replaced_deployment()]:
+            if deployment:
+                deployment.worker.kill("the PoP stopped")
         if self.session:
             await self.session.close()
 
@@ -275,8 +184,10 @@ class Pop:
 
     async def entry(self, web_request: web.Request) -> web.StreamResponse:
         """Every client request comes in here."""
-        deployment, ctx = self.active, None
-        params = deployment.handler.matches(web_request.path) if deployment else None
+        if self.is_loop(web_request):
+            return self.loop_detected(web_request)
+        deployment = self.active
+        params = deployment.matches(web_request.path) if deployment else None
         if params is None:  # no handler for this path: a plain caching proxy
             hit = self.fresh_hit(web_request)
             if hit is not None:
@@ -286,16 +197,25 @@ class Pop:
         else:
             request = await self.incoming(web_request, web_request.url)
             request.params = params
-            ctx = Context()
-            response = await self.run_handler(deployment, request, ctx)
-        sent = await self.send(web_request, response)
-        if ctx and ctx.after_response:
-            if not sent.prepared:
-                await sent.prepare(web_request)
-                await sent.write_eof()
-            for work in ctx.after_response:
-                self.in_background(work, AFTER_RESPONSE_LIMIT_S)
-        return sent
+            response = await self.run_handler(deployment, request)
+        return await self.send(web_request, response)
+
+    def is_loop(self, web_request: web.Request) -> bool:
+        """True if this request already passed this PoP (its id is in CDN-Loop)."""
+        for value in web_request.headers.getall("CDN-Loop", ()):
+            if any(part.split(";")[0].strip() == self.cdn_id for part in value.split(",")):
+                return True
+        return False
+
+    def loop_detected(self, web_request: web.Request) -> web.Response:
+        self.metrics.count("loops")
+        chain = ", ".join(web_request.headers.getall("CDN-Loop"))
+        self.log("loop_detected", "warning", path=web_request.path, cdn_loop=chain)
+        body = (
+            f"loop detected at PoP {self.name}: this request already passed it "
+            f"(CDN-Loop: {chain}). A handler that fetches its own PoP asks itself forever.\n"
+        )
+        return web.Response(status=508, text=body, headers={"x-edge-pop": self.name})
 
     def fresh_hit(self, web_request: web.Request) -> web.Response | None:
         """The hit path: a fresh stored copy, sent straight from its cache entry.
@@ -320,46 +240,65 @@ class Pop:
 
     async def incoming(self, web_request: web.Request, url: URL) -> Request:
         body = await web_request.read() if web_request.body_exists else b""
-        request = Request(url, web_request.method, web_request.headers, body)
-        request.client_ip = ip = web_request.remote
-        request._geo_lookup = lambda: self.geo.lookup(ip)
-        return request
+        ip = web_request.remote
+        return Request(url, web_request.method, web_request.headers, body, self.geo.lookup(ip), ip)
 
-    async def run_handler(self, deployment: Deployment, request: Request, ctx: Context) -> Response:
-        """Call the handler with a time limit; turn failures into a 5xx with the reason."""
-        handler, env = deployment.handler, deployment.env
-
-        async def next_step(changed: Request | None = None) -> Response:
-            return await self.fetch(changed or request)
-
-        limit = deployment.timeout_s
+    async def run_handler(self, deployment: Deployment, request: Request) -> Response:
+        """The handler's answer from its worker, or a 5xx that says why not."""
         try:
-            async with asyncio.timeout(limit) as scope:
-                if handler.kind == "fetch":
-                    response = await handler.function(request, env, ctx)
-                else:
-                    response = await handler.function(request, env, ctx, next_step)
-        except TimeoutError:
-            if not scope.expired():
-                return self.handler_failed(request, *_error_reason())
-            self.log("handler_timeout", "error", path=request.path, limit_s=limit)
-            return self.handler_failed(
-                request, 504, f"handler ran past its time limit of {limit} s"
-            )
-        except FetchError:  # env.fetch got no answer, and the handler did not catch it
-            return self.handler_failed(request, *_error_reason(502))
-        except Exception:
-            return self.handler_failed(request, *_error_reason())
-        if not isinstance(response, Response):
-            kind = type(response).__name__
-            return self.handler_failed(request, 500, f"handler returned {kind}, not a Response")
-        return response
+            worker = await self.live_worker(deployment)
+            return await worker.handle(request, deployment.timeout_s)
+        except HandlerFailed as failure:
+            return self.handler_failed(request, failure.status, failure.reason, failure.trace)
+
+    async def live_worker(self, deployment: Deployment) -> Worker:
+        """The deployment's worker; a new one (the handler loaded again) if it died."""
+        async with deployment.lock:
+            if not deployment.worker.alive:
+                died = deployment.worker.death
+                worker = await self.spares.take()
+                try:
+                    await self.load(worker, deployment.source, deployment.config)
+                except LoadError as error:
+                    raise HandlerFailed(500, f"the handler failed to load again: {error}") from None
+                deployment.worker = worker
+                deployment.restarts += 1
+                self.metrics.count("handler_restarts")
+                self.log("handler_restarted", "warning", why=died, version=deployment.version)
+        return deployment.worker
+
+    async def load(self, worker: Worker, source: str, config: dict[str, Any]) -> dict[str, Any]:
+        return await worker.load(source, config, self.name, str(self.origin), self.binding)
+
+    async def binding(
+        self, op: str, request: Request | None, options: dict[str, Any], stored: Response | None
+    ) -> Response | None:
+        """What a handler's `env` bindings ask the PoP for (see kit/runtime/bindings.py)."""
+        assert request is not None
+        if op == "origin":
+            return await self.fetch(request, **options)
+        if op == "next":  # a middleware's next(): on to the cache and the origin
+            return await self.fetch(request)
+        if op == "fetch":
+            return await self.fetch_url(request, options.get("timeout_s"))
+        key, now = request.url.raw_path_qs, self.cache.clock()
+        if op == "cache.match":
+            entry = self.cache.lookup(key, request.headers)
+            fresh = entry is not None and entry.state(now) is State.FRESH
+            return self.from_cache(entry, "HIT") if fresh else None
+        if op == "cache.put" and stored is not None:
+            body = await stored.read()
+            entry = self.cache.store(key, request.headers, stored.status, stored.headers, body, now)
+            return Response(b"", 201) if entry is not None else None
+        if op == "cache.delete":
+            self.cache.invalidate(key)
+            return None
+        raise ValueError(f"no binding operation {op!r}")
 
     def handler_failed(
         self, request: Request, status: int, reason: str, trace: str = ""
     ) -> Response:
-        if trace:
-            self.log("handler_error", "error", path=request.path, reason=reason, trace=trace)
+        self.log("handler_error", "error", path=request.path, reason=reason, trace=trace)
         self.metrics.count("handler_errors")
         body = f"edge handler error at PoP {self.name}: {reason}\n"
         return Response.text(body, status, {"x-kit-error": "handler"})
@@ -520,11 +459,20 @@ class Pop:
             upstream.release()
             self.metrics.count(counter, size)
 
+    def origin_url(self, request: Request) -> URL:
+        """The origin plus the request's path and query: never a URL the client chose.
+
+        (Joining `//other-host/x` onto the origin would give `http://other-host/x`:
+        an open proxy. Pasted after the origin, it is just an odd path there.)
+        """
+        path_qs = request.url.raw_path_qs
+        return URL(f"{self.origin}{'' if path_qs.startswith('/') else '/'}{path_qs}", encoded=True)
+
     async def origin_request(
         self, method: str, request: Request, validators: dict[str, str], cache: bool = True
     ) -> aiohttp.ClientResponse:
         """One request to the origin over the shared connection pool."""
-        url = self.origin.join(URL(request.url.raw_path_qs, encoded=True))
+        url = self.origin_url(request)
         self.metrics.count("origin_fetches")
         try:
             return await self.send_upstream(method, url, request, validators, cache=cache)
@@ -554,6 +502,7 @@ class Pop:
         )
         headers["Accept-Encoding"] = "identity"  # compression happens here, per client
         headers["Via"] = f"1.1 {self.name}"
+        headers.add("CDN-Loop", self.cdn_id)  # so a request that comes back is a loop
         if request.client_ip:
             headers["X-Forwarded-For"] = request.client_ip
         headers.update(validators)
@@ -653,6 +602,7 @@ class Pop:
     # -- control endpoints ---------------------------------------------------
 
     async def deploy_route(self, web_request: web.Request) -> web.Response:
+        """Stage a handler: load it into a worker next to the one serving (phase 1)."""
         payload = await web_request.json()
         if not isinstance(payload, dict) or not isinstance(payload.get("source"), str):
             return json_error(400, 'expected JSON {"source": "...python..."}')
@@ -660,54 +610,97 @@ class Pop:
         timeout_s = payload.get("timeout_s") or self.handler_timeout_s
         if not isinstance(config, dict) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
             return json_error(400, "config must be an object and timeout_s a positive number")
+        worker = await self.spares.take()
         try:
-            handler = load_handler(payload["source"])
+            loaded = await self.load(worker, payload["source"], config)
         except LoadError as error:
             self.log("deploy_failed", "warning", reason=str(error), trace=error.trace)
             return web.json_response(
                 {"ok": False, "pop": self.name, "error": error.as_dict()}, status=422
             )
-        env = Env(
-            origin=OriginBinding(self),
-            fetch=FetchBinding(self),
-            cache=CacheBinding(self),
-            config=config,
-            pop=self.name,
-        )
-        deployment = Deployment(handler, env, float(timeout_s))
+        deployment = Deployment(payload["source"], config, float(timeout_s), worker, loaded)
         token = uuid.uuid4().hex
         self.staged[token] = deployment
+        asyncio.get_running_loop().call_later(STAGED_TTL_S, self.drop_staged, token, "expired")
         result = {"ok": True, "pop": self.name, "token": token, **deployment.describe()}
+        result["worker_start_ms"] = round(worker.start_ms, 3)
         if payload.get("activate", True):
             result.update(self.activate(token))
         return web.json_response(result)
 
     def activate(self, token: str) -> dict[str, Any]:
+        """Serve a staged handler (phase 2); keep what it replaced for a rollback."""
         deployment = self.staged.pop(token)
         self.versions += 1
         deployment.version, deployment.deployed_at = self.versions, time.time()
-        self.active = deployment
+        self.retire_replaced()
+        self.replaced = (token, self.active)
+        asyncio.get_running_loop().call_later(ROLLBACK_WINDOW_S, self.retire_replaced, token)
+        self.active, self.active_token = deployment, token
         self.log("deployed", **deployment.describe())
         return {"ok": True, "pop": self.name, **deployment.describe()}
+
+    def replaced_deployment(self) -> list[Deployment]:
+        return [self.replaced[1]] if self.replaced and self.replaced[1] else []
+
+    def retire_replaced(self, token: str | None = None) -> None:
+        """Stop the worker of the version last replaced (all of them if token is None)."""
+        if self.replaced and (token is None or self.replaced[0] == token):
+            for old in self.replaced_deployment():
+                self.in_background(self.retire(old), ROLLBACK_WINDOW_S)
+            self.replaced = None
+
+    async def retire(self, deployment: Deployment) -> None:
+        """Let a replaced handler finish its requests, then stop its worker."""
+        deadline = time.monotonic() + deployment.timeout_s + 1
+        while deployment.worker.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        deployment.worker.kill(f"version {deployment.version} was replaced")
 
     async def activate_route(self, web_request: web.Request) -> web.Response:
         payload = await web_request.json()
         token = payload.get("token") if isinstance(payload, dict) else None
         if token not in self.staged:
-            return json_error(404, f"no staged handler with token {token!r}")
+            return json_error(404, f"no staged handler with token {token!r} (expired?)")
         return web.json_response(self.activate(token))
 
+    async def rollback_route(self, web_request: web.Request) -> web.Response:
+        """Undo an activation: serve again what the deploy with this token replaced."""
+        payload = await web_request.json()
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if token is None or token != self.active_token or not self.replaced:
+            return json_error(409, f"deploy {token!r} is not the one serving: nothing to undo")
+        _, previous = self.replaced
+        self.replaced = None
+        undone, self.active = self.active, previous
+        self.active_token = None
+        if undone:
+            self.in_background(self.retire(undone), ROLLBACK_WINDOW_S)
+        self.log("rolled_back", version=previous.version if previous else None)
+        handler = previous.describe() if previous else None
+        return web.json_response({"ok": True, "pop": self.name, "handler": handler})
+
+    def drop_staged(self, token: str, why: str) -> bool:
+        deployment = self.staged.pop(token, None)
+        if deployment:
+            deployment.worker.kill(f"staged handler {why}")
+        return deployment is not None
+
     async def drop_staged_route(self, web_request: web.Request) -> web.Response:
-        self.staged.clear()
+        token = web_request.match_info["token"]
+        if not self.drop_staged(token, "withdrawn"):
+            return json_error(404, f"no staged handler with token {token!r}")
         return web.json_response({"ok": True})
 
     async def active_route(self, web_request: web.Request) -> web.Response:
         if web_request.method == "DELETE":
-            self.active = None
+            if self.active:
+                self.in_background(self.retire(self.active), ROLLBACK_WINDOW_S)
+            self.active = self.active_token = None
             self.log("undeployed")
             return web.json_response({"ok": True, "pop": self.name, "handler": None})
         handler = self.active.describe() if self.active else None
-        source = self.active.handler.source if self.active else None
+        source = self.active.source if self.active else None
         return web.json_response(
             {"ok": True, "pop": self.name, "handler": handler, "source": source}
         )
@@ -719,21 +712,15 @@ class Pop:
         return web.json_response({"entries": len(self.cache), "bytes": self.cache.bytes})
 
 
-def _error_reason(status: int = 500) -> tuple[int, str, str]:
-    """500, 'ZeroDivisionError: division by zero (handler.py line 3)', traceback."""
-    error = sys.exc_info()[1]
-    assert error is not None, "call only while handling an exception"
-    line = handler_error_line(error)
-    where = f" (handler.py line {line})" if line else ""
-    return status, f"{type(error).__name__}: {error}{where}", traceback.format_exc()
-
-
 def main(argv: list[str] | None = None) -> None:
     cli = parser("pop", "A PoP: caching reverse proxy and edge handler runtime.")
     cli.add_argument("--pop", required=True, help="this PoP's name, e.g. tokyo")
     cli.add_argument("--origin", required=True, help="origin base URL, e.g. http://10.0.0.10:8000")
     cli.add_argument("--geo", help="JSON file: [{subnet, country, city, region}, ...]")
     cli.add_argument("--handler-timeout", type=float, default=10.0, help="seconds per request")
+    cli.add_argument(
+        "--handler-memory-mb", type=int, default=128, help="memory a handler's worker may add"
+    )
     cli.add_argument("--cache-mb", type=int, default=64, help="cache size")
     cli.add_argument("--cache-object-mb", type=int, default=8, help="largest object cached")
     args = cli.parse_args(argv)
@@ -751,7 +738,8 @@ def main(argv: list[str] | None = None) -> None:
     control.add_route("GET", "/_kit/deploy", pop.active_route)
     control.add_route("DELETE", "/_kit/deploy", pop.active_route)
     control.add_post("/_kit/deploy/activate", pop.activate_route)
-    control.add_delete("/_kit/deploy/staged", pop.drop_staged_route)
+    control.add_post("/_kit/deploy/rollback", pop.rollback_route)
+    control.add_delete("/_kit/deploy/staged/{token}", pop.drop_staged_route)
     control.add_route("*", "/_kit/cache", pop.cache_route)
     serve(planes, args, log)
 
