@@ -10,8 +10,8 @@ What it serves (GET/HEAD; deterministic unless said otherwise):
     /api/time             JSON with the current time (changes every call)
     /api/echo             JSON describing the request (any method: headers, body size)
     /api/ANYTHING         JSON naming the path
-    /static/SIZE.EXT      SIZE bytes: 1k, 10k, 100k, 1m or a number; EXT bin is
-                          incompressible, txt/html/css/js/json compress well
+    /static/SIZE.EXT      SIZE bytes: 1k, 10k, 100k, 1m or a number up to 64m; EXT bin
+                          is incompressible, txt/html/css/js/json compress well
 
 Every response carries `x-origin: NAME` (`--name`, default "origin"), so a
 client can always see which origin answered, also through a PoP and its cache.
@@ -45,6 +45,7 @@ import json
 import random
 import re
 import time
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -53,6 +54,12 @@ from kit.services.cache import etag_matches
 from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
 
 MAX_ASSET_BYTES = 64 << 20
+# Generated static bodies are kept for the next request, least recently used
+# out first, up to this many bytes: the two largest assets, or thousands of the
+# sizes labs use. Every number is a different asset, so without a bound a
+# client asking for 64m, 63m, 62m... grows the origin until the VM runs out.
+# Metrics show the store's size as `asset_bytes`.
+ASSET_STORE_BYTES = 128 << 20
 TEXT_TYPES = {
     "txt": "text/plain; charset=utf-8",
     "html": "text/html; charset=utf-8",
@@ -96,7 +103,8 @@ class Origin:
         if args.config:
             with open(args.config) as file:
                 self.update(json.load(file))
-        self.assets: dict[tuple[int, str], tuple[bytes, str]] = {}
+        self.assets: OrderedDict[tuple[int, str], tuple[bytes, str]] = OrderedDict()
+        self.metrics.info["asset_bytes"] = 0  # a gauge: survives a metrics reset
 
     def update(self, changes: Any) -> None:
         if not isinstance(changes, dict):
@@ -125,12 +133,7 @@ class Origin:
             name, _, extension = path.removeprefix("/static/").partition(".")
             if extension not in TEXT_TYPES and extension != "bin":
                 raise web.HTTPNotFound(text=f"no asset type .{extension}: use .bin or .txt")
-            size = parse_size(name)
-            if (size, extension) not in self.assets:
-                data = asset_bytes(size, extension)
-                kind = TEXT_TYPES.get(extension, "application/octet-stream")
-                self.assets[(size, extension)] = (data, kind)
-            data, kind = self.assets[(size, extension)]
+            data, kind = self.asset(parse_size(name), extension)
             return data, kind, "public, max-age=86400"
         if path.startswith("/api/"):
             data = self.api(request, path.removeprefix("/api/"), version)
@@ -139,6 +142,21 @@ class Origin:
             name = path.removeprefix("/page/") if path != "/" else "home"
             return self.page(name, version).encode(), TEXT_TYPES["html"], "public, max-age=60"
         raise web.HTTPNotFound(text=f"nothing at {path}")
+
+    def asset(self, size: int, extension: str) -> tuple[bytes, str]:
+        """A static body and its type, from the store or made (and kept) now."""
+        key = (size, extension)
+        if key in self.assets:
+            self.assets.move_to_end(key)
+            return self.assets[key]
+        data = asset_bytes(size, extension)
+        self.assets[key] = data, TEXT_TYPES.get(extension, "application/octet-stream")
+        stored = self.metrics.info["asset_bytes"] + len(data)
+        while stored > ASSET_STORE_BYTES:
+            old, _ = self.assets.popitem(last=False)[1]
+            stored -= len(old)
+        self.metrics.info["asset_bytes"] = stored
+        return self.assets[key]
 
     def api(self, request: web.Request, name: str, version: str) -> dict[str, Any]:
         if name == "time":
