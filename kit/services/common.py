@@ -50,6 +50,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kit.services.guard import HTTP_LIMITS, Guard, log_errors_through
+
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 MAX_HEADER_BYTES = 8190  # per header line, as nginx's large_client_header_buffers
 CONTROL_PREFIX = "/_kit/"
@@ -77,12 +79,49 @@ def parser(service: str, description: str) -> argparse.ArgumentParser:
 
 
 class Log:
-    """Structured logs: one JSON object per line on stdout."""
+    """Structured logs: one JSON object per line on stdout.
+
+    Warnings and errors are rate-limited per event: a hostile client can make
+    one repeat thousands of times a second (a bad request, accept() out of file
+    descriptors), and a log growing by megabytes a second is an outage of its
+    own. The first `BURST` lines of an event in a second are written, the rest
+    counted; `flush()` (the connection guard calls it every second) and the
+    event's next line after the second write `{"event": "suppressed", "of":
+    EVENT, "count": N}`.
+    """
+
+    BURST = 5  # lines per second of one warning or error event
 
     def __init__(self, service: str, **fields: Any) -> None:
         self.fields = {"service": service, **fields}
+        self.windows: dict[str, tuple[float, int]] = {}  # event -> (second began, lines)
 
     def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        if level == "info" or self._admit(event):
+            self._write(event, level, fields)
+
+    def flush(self, everything: bool = False) -> None:
+        """Write the count of lines suppressed in every second that is over (or all)."""
+        now = time.monotonic()
+        for event, (began, lines) in list(self.windows.items()):
+            if everything or now - began >= 1:
+                del self.windows[event]
+                self._summarise(event, lines)
+
+    def _admit(self, event: str) -> bool:
+        now = time.monotonic()
+        began, lines = self.windows.get(event, (now, 0))
+        if now - began >= 1:
+            self._summarise(event, lines)
+            began, lines = now, 0
+        self.windows[event] = (began, lines + 1)
+        return lines < self.BURST
+
+    def _summarise(self, event: str, lines: int) -> None:
+        if lines > self.BURST:
+            self._write("suppressed", "warning", {"of": event, "count": lines - self.BURST})
+
+    def _write(self, event: str, level: str, fields: dict[str, Any]) -> None:
         record = {"ts": round(time.time(), 3), "level": level, "event": event}
         line = json.dumps({**record, **self.fields, **fields}, default=str)
         sys.stdout.write(line + "\n")
@@ -232,18 +271,16 @@ async def _guarded(request: web.Request, handler: Handler, log: Log) -> web.Stre
 
 
 async def _run(planes: Planes, args: argparse.Namespace, log: Log) -> None:
-    limits = {"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES}
+    log_errors_through(log)
+    guard = Guard(log, max_body=args.max_body_kb * 1024)
     # access_log=None: the middleware logs (sampled); aiohttp's logger per request is slow
-    data = web.AppRunner(planes.data, access_log=None, **limits)
+    data = web.AppRunner(planes.data, access_log=None, **HTTP_LIMITS)
     control = web.AppRunner(planes.control, access_log=None)
     await data.setup()
     await control.setup()
     unix_path, unix_bound = getattr(args, "unix", None), False
     try:
-        site = web.TCPSite(data, args.host, args.port, backlog=1024, reuse_address=True)
-        await site.start()
-        server = site._server
-        port = server.sockets[0].getsockname()[1] if server and server.sockets else args.port
+        port = await guard.listen(data, args.host, args.port)  # timeouts, shedding, checks
         if unix_path:  # second: once the control socket answers, TCP is up too
             _remove_stale_socket(unix_path)
             old_umask = os.umask(0o177)  # the socket is born root-only (0600), no window
@@ -258,6 +295,7 @@ async def _run(planes: Planes, args: argparse.Namespace, log: Log) -> None:
         log("listening", host=args.host, port=port, unix=unix_path)
         await stop.wait()
     finally:
+        guard.close()
         await control.cleanup()
         await data.cleanup()
         if unix_bound:
