@@ -8,10 +8,16 @@
     start is reported twice: as the PoP measured it (loading the code) and as
     the notebook saw it (both deploy phases over the Unix control socket).
 
-(b) Throughput. A cached 10 KB object served by the kit's PoP against nginx's
-    proxy_cache in front of the same kit origin. Each server is pinned to core
-    0 with one worker; wrk runs on core 1; each gets a warm-up, then the same
-    measured duration.
+(b) Throughput. A cached 10 KB object served by nginx's proxy_cache and by
+    the kit's PoP in front of the same kit origin: the PoP with no handler (its
+    hit path), and with a pass-through handler (`env.origin.fetch(request)`,
+    answered from the cache) running in its supervised worker process. Beside
+    them, the PoP as it was before handlers moved to a worker
+    (commit PRE_ISOLATION, unpacked from git history), with no handler and with
+    the same handler run inside the PoP's own process: the price of isolation,
+    and proof that the hit path without a handler did not get slower.
+    Each server (a PoP with its worker) is pinned to core 0; wrk runs on core 1;
+    each gets a warm-up, then the same measured duration.
 
 Prints a table and exits 0. Needs nginx (/usr/sbin/nginx) and wrk for (b).
 """
@@ -38,10 +44,15 @@ from kit.runtime import deploy  # noqa: E402
 from kit.runtime.control import ControlError, call  # noqa: E402
 
 NGINX = "/usr/sbin/nginx"
+PRE_ISOLATION = "7fcf13d"  # the last commit whose PoP ran handlers in its own process
 OBJECT = "/static/10k.bin"
 DEPLOYS, PROCESS_STARTS = 30, 5
 WARMUP_S, MEASURE_S, CONNECTIONS = 2, 5, 64
 SERVER_CORE, LOAD_CORE = "0", "1"
+PASS_THROUGH = """
+async def fetch(request, env, ctx):
+    return await env.origin.fetch(request)
+"""
 HANDLER = """
 async def fetch(request, env, ctx):
     if request.geo.country == "DE":
@@ -91,7 +102,9 @@ def free_port() -> int:
 class KitService:
     """`python -m kit.services.NAME` on 127.0.0.1 with a Unix control socket."""
 
-    def __init__(self, name: str, tmp: Path, *args: str, core: str | None = None) -> None:
+    def __init__(
+        self, name: str, tmp: Path, *args: str, core: str | None = None, code: Path = REPO
+    ) -> None:
         self.unix = tmp / f"{name}-{time.monotonic_ns()}.sock"
         self.log = tmp / f"{self.unix.stem}.log"
         command = [sys.executable, "-m", f"kit.services.{name}", "--host", "127.0.0.1"]
@@ -99,7 +112,7 @@ class KitService:
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
                 (pinned(core) if core else []) + command,
-                cwd=REPO,
+                cwd=code,  # `python -m` imports `kit` from here first
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -218,6 +231,61 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"{name:<{width}}  {value:>14}" for name, value in rows)
 
 
+def pop_throughput(tmp: Path, origin: KitService, handler: bool, code: Path = REPO) -> float:
+    """Requests/s for the cached object through a PoP, with or without a handler."""
+    pop = KitService(
+        "pop", tmp, "--pop", "bench", "--origin", origin.url, core=SERVER_CORE, code=code
+    )
+    try:
+        pop.wait_healthy()
+        if handler:
+            deploy(PASS_THROUGH, pop.target)
+        return throughput(pop.url + OBJECT)
+    finally:
+        pop.stop()
+
+
+def pre_isolation_code(tmp: Path) -> Path | None:
+    """The kit as of PRE_ISOLATION, unpacked from git history (None if not in this clone)."""
+    home = tmp / "pre-isolation"
+    home.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", PRE_ISOLATION, "kit"], capture_output=True
+    )
+    if archive.returncode:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(home)], input=archive.stdout, check=True)
+    return home
+
+
+def hit_path_rows(tmp: Path, origin: KitService) -> list[tuple[str, str]]:
+    plain = pop_throughput(tmp, origin, handler=False)
+    isolated = pop_throughput(tmp, origin, handler=True)
+    nginx, nginx_url = start_nginx(tmp, int(origin.url.rpartition(":")[2]))
+    try:
+        nginx_rps = throughput(nginx_url + OBJECT)
+    finally:
+        stop(nginx)
+    rows = [
+        ("(b) nginx proxy_cache, cached 10 KB, 1 core", f"{nginx_rps:,.0f} req/s"),
+        ("(b) kit PoP, no handler", f"{plain:,.0f} req/s"),
+        ("(b) kit PoP, handler in its worker process", f"{isolated:,.0f} req/s"),
+        ("    nginx / kit PoP (no handler)", f"{nginx_rps / plain:.1f}x"),
+        ("    no handler / handler in a worker", f"{plain / isolated:.1f}x"),
+    ]
+    old = pre_isolation_code(tmp)
+    if old is None:
+        return [*rows, ("(b) before isolation", f"skipped: {PRE_ISOLATION} not in this clone")]
+    old_plain = pop_throughput(tmp, origin, handler=False, code=old)
+    in_process = pop_throughput(tmp, origin, handler=True, code=old)
+    return rows + [
+        (f"(b) kit PoP before isolation ({PRE_ISOLATION}), no handler", f"{old_plain:,.0f} req/s"),
+        ("(b) kit PoP before isolation, handler in-process", f"{in_process:,.0f} req/s"),
+        ("    no handler: now / before", f"{plain / old_plain:.2f}x"),
+        ("    handler: in its worker / in-process", f"{isolated / in_process:.2f}x"),
+    ]
+
+
 def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="edgelab-bench-"))
     origin = KitService("origin", tmp, core=SERVER_CORE)
@@ -235,22 +303,7 @@ def main() -> int:
         if not shutil.which("wrk") or not os.path.exists(NGINX):
             rows.append(("(b) skipped", "needs wrk and nginx (apt-get install wrk nginx-light)"))
         else:
-            pop = KitService("pop", tmp, "--pop", "bench", "--origin", origin.url, core=SERVER_CORE)
-            try:
-                pop.wait_healthy()
-                kit_rps = throughput(pop.url + OBJECT)
-            finally:
-                pop.stop()
-            nginx, nginx_url = start_nginx(tmp, int(origin.url.rpartition(":")[2]))
-            try:
-                nginx_rps = throughput(nginx_url + OBJECT)
-            finally:
-                stop(nginx)
-            rows += [
-                ("(b) kit PoP, cached 10 KB, 1 core", f"{kit_rps:,.0f} req/s"),
-                ("(b) nginx proxy_cache, cached 10 KB, 1 core", f"{nginx_rps:,.0f} req/s"),
-                ("    nginx / kit PoP", f"{nginx_rps / kit_rps:.1f}x"),
-            ]
+            rows += hit_path_rows(tmp, origin)
     finally:
         origin.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,6 +6,7 @@ over the sockets, and send users' requests over the emulated network.
 """
 
 import base64
+import json
 import socket
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def test_a_service_serves_tcp_and_its_unix_socket_and_removes_it(tmp_path):
     try:
         target = f"unix:{path}"
         assert call(target, "GET", "/_kit/health")["service"] == "origin"
-        assert request(origin.url, "/_kit/health").status == 200
+        assert request(origin.url, "/_kit/health").status == 404  # control: socket only
         request(origin.url, "/page/a")
         assert call(target, "GET", "/_kit/metrics")["requests"] == 1
         call(target, "POST", "/_kit/metrics/reset")
@@ -244,6 +245,33 @@ def test_handler_errors_land_in_the_pop_log(world, edge):
         status, _, body = curl(world, "user-tokyo", f"{edge.pop_url('pop-tokyo')}/x")
         assert status == 500 and b"ZeroDivisionError" in body
         assert wait_until(lambda: "ZeroDivisionError" in edge.log("pop-tokyo"))
+    finally:
+        deploy(GEO_REDIRECT, edge.pops)
+
+
+def test_a_user_on_the_network_cannot_deploy_or_reconfigure(world, edge):
+    """From a user host, the control plane is not there: no code runs, nothing changes."""
+    marker = Path(world.record.scratch) / "deployed-by-a-user"
+    code = f"open({str(marker)!r}, 'w').write('root')\nasync def fetch(r, e, c):\n    pass\n"
+    body = json.dumps({"source": code}).replace("'", "'\\''")
+    pop = edge.pop_url("pop-frankfurt")
+    for url in (f"{pop}/_kit/deploy", f"{edge.origin_url}/_kit/config"):
+        status = world.run(
+            "user-berlin", f"curl -s -o /dev/null -w '%{{http_code}}' -d '{body}' {url}"
+        )
+        assert status == "404", url
+    # the old trick: a path that names another host, through the PoP
+    target = f"//{edge.origin_url.removeprefix('http://')}/_kit/config"
+    world.run("user-berlin", f"curl -s --path-as-is -d '{{\"think_ms\": 900}}' {pop}{target}")
+    assert not marker.exists()
+    assert edge.origin_config()["think_ms"] == 0
+    # the same request on the root-only control socket does run: the payload was fine
+    socket_path = edge.pops["pop-frankfurt"].removeprefix("unix:")
+    try:
+        world.run(
+            "origin", f"curl -s --unix-socket {socket_path} -d '{body}' http://pop/_kit/deploy"
+        )
+        assert marker.exists()
     finally:
         deploy(GEO_REDIRECT, edge.pops)
 

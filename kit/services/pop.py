@@ -41,7 +41,7 @@ Control endpoints, on the root-only Unix socket only (besides /_kit/health and
                                   load a handler into a worker; -> {"token", ...}
     POST   /_kit/deploy/activate  {"token"}  serve a staged handler
     POST   /_kit/deploy/rollback  {"token"}  undo that activation (for 30 s)
-    DELETE /_kit/deploy/staged/TOKEN         drop one staged handler (or wait 60 s)
+    DELETE /_kit/deploy/staged/TOKEN         drop one staged handler (or wait --staged-ttl)
     GET    /_kit/deploy           the active handler
     DELETE /_kit/deploy           remove it (back to a plain caching proxy)
     GET    /_kit/cache            cache size;  DELETE /_kit/cache?prefix=/api  purge
@@ -73,7 +73,6 @@ from kit.services.workers import Deployment, HandlerFailed, Spares, Worker
 
 BUFFER_LIMIT = 256 << 10  # origin bodies up to this size (with a Content-Length) are read whole
 CHUNK = 64 << 10
-STAGED_TTL_S = 60.0  # a staged handler not activated by then is dropped
 ROLLBACK_WINDOW_S = 30.0  # a replaced handler's worker is kept this long, for a rollback
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
 NOT_FORWARDED = HOP_BY_HOP | {"host", "accept-encoding", "content-length", "transfer-encoding"}
@@ -151,6 +150,7 @@ class Pop:
         self.geo = GeoTable.load(args.geo, args.pop)
         self.cache = HttpCache(args.cache_mb << 20, args.cache_object_mb << 20)
         self.handler_timeout_s = args.handler_timeout
+        self.staged_ttl_s = args.staged_ttl
         self.spares = Spares(args.handler_memory_mb)
         self.handler_memory_mb = args.handler_memory_mb
         self.active: Deployment | None = None
@@ -621,7 +621,7 @@ class Pop:
         deployment = Deployment(payload["source"], config, float(timeout_s), worker, loaded)
         token = uuid.uuid4().hex
         self.staged[token] = deployment
-        asyncio.get_running_loop().call_later(STAGED_TTL_S, self.drop_staged, token, "expired")
+        asyncio.get_running_loop().call_later(self.staged_ttl_s, self.drop_staged, token, "expired")
         result = {"ok": True, "pop": self.name, "token": token, **deployment.describe()}
         result["worker_start_ms"] = round(worker.start_ms, 3)
         if payload.get("activate", True):
@@ -720,6 +720,9 @@ def main(argv: list[str] | None = None) -> None:
     cli.add_argument("--handler-timeout", type=float, default=10.0, help="seconds per request")
     cli.add_argument(
         "--handler-memory-mb", type=int, default=128, help="memory a handler's worker may add"
+    )
+    cli.add_argument(
+        "--staged-ttl", type=float, default=60.0, help="seconds a staged handler waits to be used"
     )
     cli.add_argument("--cache-mb", type=int, default=64, help="cache size")
     cli.add_argument("--cache-object-mb", type=int, default=8, help="largest object cached")
