@@ -11,14 +11,23 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 TOKEN_FILE=/etc/edgelab/token
+# The token reaches Jupyter in a root-only config file: on the command line,
+# `ps` would show it to every user of the machine.
+CONFIG=/etc/edgelab/jupyter_server_config.json
 if [ ! -s "$TOKEN_FILE" ]; then
   mkdir -p /etc/edgelab
   (umask 077; "$ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))' > "$TOKEN_FILE")
 fi
 TOKEN=$(cat "$TOKEN_FILE")
+rm -f "$CONFIG"
+(umask 077; printf '{"IdentityProvider": {"token": "%s"}}\n' "$TOKEN" > "$CONFIG")
 echo
-echo "Edge Lab: open http://127.0.0.1:8888/lab?token=$TOKEN"
+if [ -t 1 ]; then
+  echo "Edge Lab: open http://127.0.0.1:8888/lab?token=$TOKEN"
+else  # a service: its output goes to the system log
+  echo "Edge Lab: open http://127.0.0.1:8888/lab?token=TOKEN, TOKEN in $TOKEN_FILE (root only)"
+fi
 echo
 cd "$ROOT/labs"
 exec "$ROOT/.venv/bin/jupyter" lab --ip "$IP" --port 8888 --no-browser --allow-root \
-  --ServerApp.root_dir="$ROOT/labs" --IdentityProvider.token="$TOKEN"
+  --ServerApp.root_dir="$ROOT/labs" --config="$CONFIG"
