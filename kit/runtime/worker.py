@@ -18,7 +18,8 @@ The worker's life, in messages over the socket pair of `wire.py`:
                                                   or load_error {error}
     PoP -> worker   request {id, ...} + body   -> response {id, ...} + body
                                                   or error {id, status, reason}
-                                                  then done {id}
+                                                  then done {id}, unless the answer
+                                                  was one message (it says done)
     worker -> PoP   call {c, op, ...}          <- reply {c, ...} (a binding: env.origin...)
     PoP -> worker   cancel {id}                (the request ran out of time)
 
@@ -54,6 +55,7 @@ from kit.runtime.bindings import CacheBinding, Context, Env, FetchBinding, Fetch
 from kit.runtime.http import Request, Response
 from kit.runtime.loader import Handler, LoadError, error_reason, load_handler
 from kit.runtime.wire import (
+    PIECE,
     BodyStreams,
     WireClosed,
     read_message,
@@ -152,20 +154,26 @@ class Worker:
     # -- one request -------------------------------------------------------
 
     async def serve(self, rid: int, request: Request) -> None:
-        ctx = Context()
+        ctx, ended = Context(), False  # ended: the PoP was told this request is over
         try:
             response = await self.run_handler(request, ctx)
-            head = {"t": "response", "id": rid, **response_fields(response)}
-            await send_body(self.writer, head, f"r{rid}", await _body(response))
-        except asyncio.CancelledError:
-            pass  # the PoP gave up on it (time limit): it has answered the client already
+            body = await _body(response)
+            whole = isinstance(body, bytes) and len(body) <= PIECE  # one message: also the end
+            head = {"t": "response", "id": rid, "done": whole, **response_fields(response)}
+            await send_body(self.writer, head, f"r{rid}", body)
+            ended = whole
+        except asyncio.CancelledError:  # the PoP gave up on it (time limit) and answered
+            for work in ctx.after_response:
+                work.close()
+            ctx.after_response.clear()
         except FetchError as error:  # an env.fetch that got no answer, not caught
-            await self.failed(rid, 502, error)
+            ended = await self.failed(rid, 502, error)
         except BaseException as error:  # noqa: BLE001 — sys.exit() included: a handler error
-            await self.failed(rid, 500, error)
+            ended = await self.failed(rid, 500, error)
         finally:
             self.tasks.pop(rid, None)
-            write_message(self.writer, {"t": "done", "id": rid})
+            if not ended:
+                write_message(self.writer, {"t": "done", "id": rid})
         for work in ctx.after_response:
             task = asyncio.create_task(self.after_response(work))
             self.background.add(task)
@@ -185,13 +193,15 @@ class Worker:
             raise TypeError(f"the handler returned {type(response).__name__}, not a Response")
         return response
 
-    async def failed(self, rid: int, status: int, error: BaseException) -> None:
+    async def failed(self, rid: int, status: int, error: BaseException) -> bool:
+        """Tell the PoP why the handler failed (an error message also ends the request)."""
         reason, trace = error_reason(error), traceback.format_exc()
         write_message(
             self.writer,
             {"t": "error", "id": rid, "status": status, "reason": reason, "trace": trace},
         )
         await self.writer.drain()
+        return True
 
     async def after_response(self, work: Any) -> None:
         try:

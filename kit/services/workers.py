@@ -249,11 +249,11 @@ class Worker:
             payload = self.streams.open(f"r{header['id']}") if header.get("more") else body
             if flight and not flight.head.done():
                 flight.head.set_result((header, payload))
-        elif kind == "done":
+        if kind == "done" or kind == "error" or header.get("done"):
             flight = self.in_flight.pop(header["id"], None)
             if flight:
                 flight.done.set()
-        elif kind == "chunk":
+        if kind == "chunk":
             self.streams.chunk(header, body)
         elif kind == "call":
             task = asyncio.create_task(self.serve_call(header, body))
