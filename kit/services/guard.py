@@ -25,12 +25,14 @@ What the guard does, for the data plane's TCP listener:
   of its previous response. Idle keep-alive connections therefore close after
   15 s, slow-header (slowloris) ones after 20 s. A sweep once a second closes
   those past their deadline.
-- **Request checks**, before the app sees a request (nginx's limits): at most
-  100 header fields of 8 KB each and 32 KB in all (431), one valid Host (400),
-  only HTTP/1.0 and 1.1 (505), no Transfer-Encoding in HTTP/1.0 (400, RFC 9112
-  §6.1), no Content-Length above the service's body limit (413, at once, rather
-  than after the client has trickled the body in). aiohttp's parser (llhttp,
-  strict) refuses the rest of malformed framing itself: CL+TE, bad chunk sizes,
+- **Request checks**, before the app sees a request, with nginx's limits:
+  headers of at most 100 fields and 8 KB a line (`HTTP_LIMITS`, enforced by
+  aiohttp's parser: 400) and 32 KB in all (431; before, 800 KB in 100 fields
+  went through to the origin). Also a valid Host (400), HTTP/1.0 or 1.1 only
+  (505), no Transfer-Encoding in HTTP/1.0 (400, RFC 9112 §6.1), and no
+  Content-Length above the service's body limit (413 at once, rather than
+  after the client has trickled the body in). The parser (llhttp, strict)
+  refuses the rest of malformed framing itself: CL+TE, bad chunk sizes,
   duplicate lengths, bare LF, control bytes.
 - **Quiet errors.** `log_errors_through(log)` routes asyncio's exception
   handler and aiohttp's logger into the service's `Log`, which writes a
@@ -299,7 +301,7 @@ def _hook_requests(server: web.Server, guard: Guard) -> None:
 
 def refusal(request: web.BaseRequest, max_body: int) -> tuple[int, str] | None:
     """Status and reason to refuse a request with, or None if it may be served."""
-    if request.version not in (HttpVersion10, HttpVersion11):  # llhttp lets 0.9 and 2.0 by
+    if request.version not in (HttpVersion10, HttpVersion11):  # llhttp lets 0.9 and 2.0 through
         major, minor = request.version
         return 505, f"HTTP/{major}.{minor} is not served here: send HTTP/1.1"
     header_bytes = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
@@ -307,9 +309,9 @@ def refusal(request: web.BaseRequest, max_body: int) -> tuple[int, str] | None:
         return 431, f"request headers are {header_bytes} bytes, more than {MAX_HEADERS_TOTAL}"
     if request.version == HttpVersion10 and "Transfer-Encoding" in request.headers:
         return 400, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 section 6.1)"
-    hosts = request.headers.getall("Host", [])
-    if len(hosts) > 1 or (hosts and not HOST.fullmatch(hosts[0])):
-        return 400, f"bad Host header: {hosts!r}"
+    host = request.headers.get("Host")  # the parser refuses a second one
+    if host is not None and not HOST.fullmatch(host):
+        return 400, f"bad Host header: {host!r}"
     if (request.content_length or 0) > max_body:
         return 413, f"request body of {request.content_length} bytes, more than {max_body}"
     return None
