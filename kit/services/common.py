@@ -53,7 +53,6 @@ from aiohttp import web
 from kit.services.guard import HTTP_LIMITS, Guard, log_errors_through
 
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-MAX_HEADER_BYTES = 8190  # per header line, as nginx's large_client_header_buffers
 CONTROL_PREFIX = "/_kit/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -174,10 +173,12 @@ def json_error(status: int, reason: str, **extra: Any) -> web.Response:
 
 @dataclass
 class Planes:
-    """A service's two apps: users' requests on TCP, control on the Unix socket."""
+    """A service's two apps: users' requests on TCP, control on the Unix socket,
+    and the guard of the TCP port (`guard.py`)."""
 
     data: web.Application
     control: web.Application
+    guard: Guard
 
 
 def make_apps(
@@ -189,14 +190,25 @@ def make_apps(
     it (deploys, config, purges) to `planes.control`.
     """
     sample = args.log_sample
+    guard = Guard(log, max_body=args.max_body_kb * 1024)
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(CONTROL_PREFIX):
-            return json_error(404, "not found: control endpoints are not served on this port")
-        started = time.perf_counter()
-        response = await _guarded(request, handler, log)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        connection = guard.start(request)  # busy until done: the guard will not shed it
+        try:
+            if request.path.startswith(CONTROL_PREFIX):
+                return json_error(404, "not found: control endpoints are not served on this port")
+            response = guard.refuse(request)
+            if response is None:
+                started = time.perf_counter()
+                response = await _guarded(request, handler, log)
+                record(request, response, (time.perf_counter() - started) * 1000)
+            return response
+        finally:
+            guard.done(connection)
+
+    def record(request: web.Request, response: web.StreamResponse, elapsed_ms: float) -> None:
+        """Count a served request in the metrics; log it if it failed (or sampled)."""
         metrics.counters["requests"] += 1
         metrics.observe(elapsed_ms)
         size = request.content_length
@@ -217,7 +229,6 @@ def make_apps(
                 client=request.remote,
                 cache=response.headers.get("x-cache"),
             )
-        return response
 
     @web.middleware
     async def control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -240,7 +251,7 @@ def make_apps(
     control.router.add_get("/_kit/health", health_route)
     control.router.add_get("/_kit/metrics", metrics_route)
     control.router.add_post("/_kit/metrics/reset", reset_route)
-    return Planes(data, control)
+    return Planes(data, control, guard)
 
 
 def _bytes_out(response: web.StreamResponse) -> int:
@@ -272,7 +283,7 @@ async def _guarded(request: web.Request, handler: Handler, log: Log) -> web.Stre
 
 async def _run(planes: Planes, args: argparse.Namespace, log: Log) -> None:
     log_errors_through(log)
-    guard = Guard(log, max_body=args.max_body_kb * 1024)
+    guard = planes.guard
     # access_log=None: the middleware logs (sampled); aiohttp's logger per request is slow
     data = web.AppRunner(planes.data, access_log=None, **HTTP_LIMITS)
     control = web.AppRunner(planes.control, access_log=None)

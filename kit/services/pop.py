@@ -73,6 +73,7 @@ from kit.services.workers import Deployment, HandlerFailed, Spares, Worker
 
 BUFFER_LIMIT = 256 << 10  # origin bodies up to this size (with a Content-Length) are read whole
 CHUNK = 64 << 10
+UPSTREAM_CONNECTIONS = 256
 ROLLBACK_WINDOW_S = 30.0  # a replaced handler's worker is kept this long, for a rollback
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
 NOT_FORWARDED = HOP_BY_HOP | {"host", "accept-encoding", "content-length", "transfer-encoding"}
@@ -164,7 +165,9 @@ class Pop:
 
     async def start(self, app: web.Application) -> None:
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            # At most UPSTREAM_CONNECTIONS sockets (they count against the file limit
+            # with the clients'); idle ones close before the origin closes them (15 s).
+            connector=aiohttp.TCPConnector(limit=UPSTREAM_CONNECTIONS, keepalive_timeout=10),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60),
             auto_decompress=False,
         )
