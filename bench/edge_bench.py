@@ -16,8 +16,10 @@
     (commit PRE_ISOLATION, unpacked from git history), with no handler and with
     the same handler run inside the PoP's own process: the price of isolation,
     and proof that the hit path without a handler did not get slower.
-    Each server (a PoP with its worker) is pinned to core 0; wrk runs on core 1;
-    each gets a warm-up, then the same measured duration.
+    Each server (a PoP with its worker) is pinned to core 0; wrk runs on core 1.
+    All are up at once and measured in interleaved rounds (a warm-up, then the
+    same duration each); the table shows each one's median, since one run on a
+    shared 2-core machine varies by 10%.
 
 Prints a table and exits 0. Needs nginx (/usr/sbin/nginx) and wrk for (b).
 """
@@ -48,6 +50,7 @@ PRE_ISOLATION = "7fcf13d"  # the last commit whose PoP ran handlers in its own p
 OBJECT = "/static/10k.bin"
 DEPLOYS, PROCESS_STARTS = 30, 5
 WARMUP_S, MEASURE_S, CONNECTIONS = 2, 5, 64
+ROUNDS = 3  # each server measured this many times, interleaved; the median is shown
 SERVER_CORE, LOAD_CORE = "0", "1"
 PASS_THROUGH = """
 async def fetch(request, env, ctx):
@@ -231,18 +234,14 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"{name:<{width}}  {value:>14}" for name, value in rows)
 
 
-def pop_throughput(tmp: Path, origin: KitService, handler: bool, code: Path = REPO) -> float:
-    """Requests/s for the cached object through a PoP, with or without a handler."""
-    pop = KitService(
-        "pop", tmp, "--pop", "bench", "--origin", origin.url, core=SERVER_CORE, code=code
-    )
-    try:
-        pop.wait_healthy()
-        if handler:
-            deploy(PASS_THROUGH, pop.target)
-        return throughput(pop.url + OBJECT)
-    finally:
-        pop.stop()
+def start_pop(tmp: Path, origin: KitService, handler: bool, code: Path = REPO) -> KitService:
+    """A PoP on the server core, with the pass-through handler deployed or none."""
+    args = ("--pop", "bench", "--origin", origin.url)
+    pop = KitService("pop", tmp, *args, core=SERVER_CORE, code=code)
+    pop.wait_healthy()
+    if handler:
+        deploy(PASS_THROUGH, pop.target)
+    return pop
 
 
 def pre_isolation_code(tmp: Path) -> Path | None:
@@ -259,30 +258,47 @@ def pre_isolation_code(tmp: Path) -> Path | None:
 
 
 def hit_path_rows(tmp: Path, origin: KitService) -> list[tuple[str, str]]:
-    plain = pop_throughput(tmp, origin, handler=False)
-    isolated = pop_throughput(tmp, origin, handler=True)
-    nginx, nginx_url = start_nginx(tmp, int(origin.url.rpartition(":")[2]))
+    """Every server up at once, measured in ROUNDS interleaved rounds: medians."""
+    servers: dict[str, KitService] = {}
+    nginx = None
     try:
-        nginx_rps = throughput(nginx_url + OBJECT)
+        servers["plain"] = start_pop(tmp, origin, handler=False)
+        servers["worker"] = start_pop(tmp, origin, handler=True)
+        old = pre_isolation_code(tmp)
+        if old is not None:
+            servers["old plain"] = start_pop(tmp, origin, handler=False, code=old)
+            servers["in-process"] = start_pop(tmp, origin, handler=True, code=old)
+        nginx, nginx_url = start_nginx(tmp, int(origin.url.rpartition(":")[2]))
+        urls = {name: pop.url + OBJECT for name, pop in servers.items()}
+        urls["nginx"] = nginx_url + OBJECT
+        samples: dict[str, list[float]] = {name: [] for name in urls}
+        for round_number in range(ROUNDS):
+            order = list(urls) if round_number % 2 == 0 else list(reversed(urls))
+            for name in order:
+                samples[name].append(throughput(urls[name]))
     finally:
-        stop(nginx)
+        for pop in servers.values():
+            pop.stop()
+        if nginx is not None:
+            stop(nginx)
+    rps = {name: statistics.median(values) for name, values in samples.items()}
     rows = [
-        ("(b) nginx proxy_cache, cached 10 KB, 1 core", f"{nginx_rps:,.0f} req/s"),
-        ("(b) kit PoP, no handler", f"{plain:,.0f} req/s"),
-        ("(b) kit PoP, handler in its worker process", f"{isolated:,.0f} req/s"),
-        ("    nginx / kit PoP (no handler)", f"{nginx_rps / plain:.1f}x"),
-        ("    no handler / handler in a worker", f"{plain / isolated:.1f}x"),
+        ("(b) nginx proxy_cache, cached 10 KB, 1 core", f"{rps['nginx']:,.0f} req/s"),
+        ("(b) kit PoP, no handler", f"{rps['plain']:,.0f} req/s"),
+        ("(b) kit PoP, handler in its worker process", f"{rps['worker']:,.0f} req/s"),
+        ("    nginx / kit PoP (no handler)", f"{rps['nginx'] / rps['plain']:.1f}x"),
+        ("    no handler / handler in a worker", f"{rps['plain'] / rps['worker']:.1f}x"),
     ]
-    old = pre_isolation_code(tmp)
-    if old is None:
+    if "old plain" not in rps:
         return [*rows, ("(b) before isolation", f"skipped: {PRE_ISOLATION} not in this clone")]
-    old_plain = pop_throughput(tmp, origin, handler=False, code=old)
-    in_process = pop_throughput(tmp, origin, handler=True, code=old)
     return rows + [
-        (f"(b) kit PoP before isolation ({PRE_ISOLATION}), no handler", f"{old_plain:,.0f} req/s"),
-        ("(b) kit PoP before isolation, handler in-process", f"{in_process:,.0f} req/s"),
-        ("    no handler: now / before", f"{plain / old_plain:.2f}x"),
-        ("    handler: in its worker / in-process", f"{isolated / in_process:.2f}x"),
+        (
+            f"(b) kit PoP before isolation ({PRE_ISOLATION}), no handler",
+            f"{rps['old plain']:,.0f} req/s",
+        ),
+        ("(b) kit PoP before isolation, handler in-process", f"{rps['in-process']:,.0f} req/s"),
+        ("    no handler: now / before", f"{rps['plain'] / rps['old plain']:.2f}x"),
+        ("    handler: in its worker / in-process", f"{rps['worker'] / rps['in-process']:.2f}x"),
     ]
 
 
@@ -309,7 +325,10 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     cores = f"servers on core {SERVER_CORE}, wrk on core {LOAD_CORE}"
     print(f"Edge Lab edge benchmark (loopback; medians of {DEPLOYS} deploys and ")
-    print(f"{PROCESS_STARTS} process starts; {MEASURE_S} s of wrk -c{CONNECTIONS} each; {cores})\n")
+    print(
+        f"{PROCESS_STARTS} process starts; median of {ROUNDS} interleaved rounds of "
+        f"{MEASURE_S} s of wrk -c{CONNECTIONS} per server; {cores})\n"
+    )
     print(table(rows))
     return 0
 
