@@ -22,7 +22,10 @@ def test_default_world_mirrors_the_textbook():
     pops = {n.region for n in spec.of_kind("pop")}
     assert {"tokyo", "frankfurt", "virginia", "singapore", "saopaulo"} <= pops
     users = {n.city for n in spec.of_kind("client")}
-    assert users == {"Tokyo", "Berlin", "London", "Singapore", "New York", "São Paulo"}
+    assert users == {"Tokyo", "Berlin", "London", "Singapore", "New York", "São Paulo"} | {
+        "Vienna",
+        "Zurich",
+    }
     iot = spec.of_kind("iot")
     assert {n.region for n in iot} == {"factory"} and len(iot) >= 3
     uplink = next(b for b in spec.backbone if "factory" in (b.a, b.b))

@@ -27,6 +27,8 @@ CITIES: dict[str, tuple[str, str, float, float]] = {
     "tokyo": ("Tokyo", "JP", 35.68, 139.69),
     "singapore": ("Singapore", "SG", 1.35, 103.82),
     "saopaulo": ("São Paulo", "BR", -23.55, -46.63),
+    "vienna": ("Vienna", "AT", 48.21, 16.37),
+    "zurich": ("Zurich", "CH", 47.37, 8.54),
     "factory": ("Stuttgart", "DE", 48.78, 9.18),
 }
 
@@ -38,6 +40,8 @@ BACKBONE_RTT_MS: list[tuple[str, str, float]] = [
     ("virginia", "frankfurt", 88),
     ("london", "frankfurt", 15),
     ("frankfurt", "berlin", 9),
+    ("frankfurt", "vienna", 14),
+    ("frankfurt", "zurich", 7),
     ("virginia", "saopaulo", 115),
     ("virginia", "tokyo", 150),
     ("tokyo", "singapore", 70),

@@ -322,6 +322,10 @@ def default_description(extra_pops: int = 0) -> dict:
         nodes[f"pop-{city}"] = {"kind": "pop", "region": city}
     for city in ("tokyo", "berlin", "london", "singapore", "newyork", "saopaulo"):
         nodes[f"user-{city}"] = {"kind": "client", "region": city}
+    # Users the chapters' prose never names: checks send requests from them too, so
+    # an answer that only works for the cities a learner has read about fails.
+    for city in ("vienna", "zurich"):
+        nodes[f"user-{city}"] = {"kind": "client", "region": city}
     nodes["iot-core"] = {"kind": "iot", "region": "factory"}
     for i in (1, 2, 3):
         nodes[f"iot-sensor{i}"] = {"kind": "iot", "region": "factory"}
