@@ -328,3 +328,17 @@ def test_nothing_is_left_running_after_the_pop_stops(tmp_path):
     assert workers, "the PoP runs its handler in a worker process"
     edge.close()
     assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers))
+
+
+def test_an_evicted_handler_is_loaded_again_by_the_next_request(edge):
+    source = "import time\nLOADED = time.time()\n\nasync def fetch(request, env, ctx):\n"
+    source += "    return Response.text(str(LOADED))\n"
+    deploy(source, edge.pop.control)
+    try:
+        first = request(edge.pop, "/x").body
+        assert request(edge.pop, "/x").body == first  # warm: the same loaded module
+        evicted = call(edge.pop.control, "POST", "/_kit/deploy/evict")
+        assert evicted["ok"]
+        assert request(edge.pop, "/x").body != first  # loaded again: a cold start
+    finally:
+        undeploy(edge.pop.control)

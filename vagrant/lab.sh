@@ -29,5 +29,8 @@ else  # a service: its output goes to the system log
 fi
 echo
 cd "$ROOT/labs"
+# JupyterLab's terminals inherit this PATH: `python` there is the venv's, so
+# `python -m kit.nb.reset 02` works from the labs folder they open in.
+export PATH="$ROOT/.venv/bin:$PATH"
 exec "$ROOT/.venv/bin/jupyter" lab --ip "$IP" --port 8888 --no-browser --allow-root \
   --ServerApp.root_dir="$ROOT/labs" --config="$CONFIG"

@@ -6,7 +6,8 @@
     result.summary()       # p50/p95/p99, req/s and failures per source
     plot_load(result)
 
-Modules: ``runner`` (Locust as a bounded subprocess in a host), ``results`` (its
+Modules: ``runner`` (Locust as a bounded subprocess in a host), ``steps`` (a
+load that steps its users until throughput flattens and p99 bends), ``results`` (its
 CSV files as pandas tables), ``plots``, ``progress`` (the progress line), and
 ``locustfiles/`` (the load itself; ``get_paths.py`` is the generic one).
 Nothing here imports Locust: it only ever runs as a separate process.
@@ -16,6 +17,7 @@ from kit.load.plots import plot_failures, plot_load, plot_percentiles, plot_rps
 from kit.load.progress import ProgressLine
 from kit.load.results import read_failures, read_history, read_stats
 from kit.load.runner import GET_PATHS, LoadError, LoadResult, run_load, run_loads
+from kit.load.steps import plot_steps, step_load
 
 __all__ = [
     "GET_PATHS",
@@ -26,9 +28,11 @@ __all__ = [
     "plot_load",
     "plot_percentiles",
     "plot_rps",
+    "plot_steps",
     "read_failures",
     "read_history",
     "read_stats",
     "run_load",
     "run_loads",
+    "step_load",
 ]

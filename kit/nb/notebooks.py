@@ -45,6 +45,15 @@ class NotebookError(ValueError):
 
 def strip_source(source: str, where: str = "cell") -> str:
     """Replace each BEGIN/END SOLUTION region of a cell's code with the stub."""
+    return fill_source(source, "\n".join(STUB), where)
+
+
+def fill_source(source: str, code: str, where: str = "cell") -> str:
+    """Replace each BEGIN/END SOLUTION region with `code`, at the BEGIN marker's indentation.
+
+    The exercise's stub is one such code; a test puts a learner's plausible wrong
+    answer there, to show that the exercise's check rejects it.
+    """
     out: list[str] = []
     inside = False
     for number, line in enumerate(source.splitlines(), 1):
@@ -54,7 +63,7 @@ def strip_source(source: str, where: str = "cell") -> str:
                 raise NotebookError(f"{where}, line {number}: {BEGIN} inside another one")
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
-            out += [indent + stub for stub in STUB]
+            out += [indent + part if part.strip() else "" for part in code.splitlines()]
         elif marker == END:
             if not inside:
                 raise NotebookError(f"{where}, line {number}: {END} without {BEGIN}")

@@ -3,6 +3,11 @@
     python -m kit.nb.reset 03        # labs/03-api-gateway.ipynb is fresh again;
                                      # the old one is now labs/03-api-gateway.20250101-120000.ipynb
 
+From a notebook cell: `from kit.nb import reset_lab; reset_lab("03")`. From
+JupyterLab's terminal, which opens in `labs/`: `python -m kit.nb.reset 03`
+(`make lab` puts the venv's `python` first on the PATH). Close the chapter's
+tab first: a tab left open would save its old content over the fresh copy.
+
 The fresh copy is generated from the chapter's solution exactly as
 ``kit.nb.release`` does. The learner's file is never deleted or overwritten: it
 is renamed with a timestamp first (and an unedited, unrun lab is simply left
@@ -57,6 +62,23 @@ def reset(chapter: str, root: Path = ROOT) -> tuple[Path, Path | None]:
     return lab, kept
 
 
+def reset_lab(chapter: str, root: Path = ROOT) -> Path:
+    """Reset from a notebook cell: write the fresh copy and say what happened."""
+    lab, kept = reset(chapter, root)
+    print(describe(lab, kept, root))
+    return lab
+
+
+def describe(lab: Path, kept: Path | None, root: Path) -> str:
+    lines = [f"your work is kept in {kept.relative_to(root)}"] if kept else []
+    lines.append(f"{lab.relative_to(root)} is a fresh copy of the exercise.")
+    lines.append(
+        f"If {lab.name} is open in a tab, close that tab without saving "
+        "(File → Close Tab, then Discard), then open the file again."
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m kit.nb.reset",
@@ -71,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except ResetError as e:
         print(e, file=sys.stderr)
         return 2
-    if kept:
-        print(f"your work is kept in {kept.relative_to(args.root)}")
-    print(f"{lab.relative_to(args.root)} is a fresh copy of the exercise")
+    print(describe(lab, kept, args.root))
     return 0
 
 

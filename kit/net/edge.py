@@ -128,6 +128,11 @@ class Edge:
             return call(target, "GET", "/_kit/config")
         return call(target, "POST", "/_kit/config", changes)
 
+    def evict(self, name: str) -> dict[str, Any]:
+        """Unload a PoP's handler, as a platform evicts an idle isolate: the next request
+        the handler serves there loads it again and pays the cold start."""
+        return call(self.pops[self._service(name, pops_only=True)], "POST", "/_kit/deploy/evict")
+
     def log(self, name: str, tail: int | None = 20) -> str:
         """The end of a service's log (a handler's traceback lands in its PoP's log)."""
         return self.services[self._service(name)].log(tail)

@@ -42,6 +42,7 @@ Control endpoints, on the root-only Unix socket only (besides /_kit/health and
     POST   /_kit/deploy/activate  {"token"}  serve a staged handler
     POST   /_kit/deploy/rollback  {"token"}  undo that activation (for 30 s)
     DELETE /_kit/deploy/staged/TOKEN         drop one staged handler (or wait --staged-ttl)
+    POST   /_kit/deploy/evict     unload the handler: the next request loads it (a cold start)
     GET    /_kit/deploy           the active handler
     DELETE /_kit/deploy           remove it (back to a plain caching proxy)
     GET    /_kit/cache            cache size;  DELETE /_kit/cache?prefix=/api  purge
@@ -695,6 +696,17 @@ class Pop:
             return json_error(404, f"no staged handler with token {token!r}")
         return web.json_response({"ok": True})
 
+    async def evict_route(self, web_request: web.Request) -> web.Response:
+        """Unload the active handler from its worker, as a platform evicts an idle isolate.
+
+        The next request that the handler serves loads it again into a new worker
+        (the spare): that request pays the cold start, as a platform defines it.
+        """
+        if not self.active:
+            return json_error(409, "no handler is deployed: nothing to evict")
+        self.active.worker.kill("evicted (the next request loads the handler again)")
+        return web.json_response({"ok": True, "pop": self.name, **self.active.describe()})
+
     async def active_route(self, web_request: web.Request) -> web.Response:
         if web_request.method == "DELETE":
             if self.active:
@@ -746,6 +758,7 @@ def main(argv: list[str] | None = None) -> None:
     control.add_post("/_kit/deploy/activate", pop.activate_route)
     control.add_post("/_kit/deploy/rollback", pop.rollback_route)
     control.add_delete("/_kit/deploy/staged/{token}", pop.drop_staged_route)
+    control.add_post("/_kit/deploy/evict", pop.evict_route)
     control.add_route("*", "/_kit/cache", pop.cache_route)
     serve(planes, args, log)
 
