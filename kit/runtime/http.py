@@ -12,7 +12,7 @@ Vercel's edge runtime use, translated to Python:
     new Response(stream)                  Response.stream(async_iterator)
     await response.text()                 await response.text()
 
-`request.url` is a `yarl.URL` (`.path`, `.query`, `.with_path(...)`), and the
+`request.url` is a `yarl.URL` (`.path`, `.query`, `.raw_query_string`), and the
 headers are a case-insensitive multidict. A body is either `bytes` or an
 async iterator of `bytes` (a stream); reading a stream buffers it once.
 
@@ -101,7 +101,7 @@ class Request(_HasBody):
     """An HTTP request as a handler sees it.
 
     Build one to send somewhere else: `Request("/api/x", method="POST", body=b"...")`,
-    or change one: `request.replace(url=request.url.with_path("/v2/x"))`.
+    or change one: `request.replace(method="HEAD")`.
     """
 
     def __init__(

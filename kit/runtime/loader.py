@@ -5,7 +5,7 @@ A handler is a small Python module. It defines exactly one of
     async def fetch(request, env, ctx) -> Response              # Workers style
     async def middleware(request, env, ctx, next) -> Response   # Next.js style
 
-and optionally `config = {"matcher": ["/api/:path*"]}` to limit which paths it
+and optionally `config = {"matcher": ["/docs/:path*"]}` to limit which paths it
 sees (see `matcher.py`). In the middleware form, `await next()` (or
 `await next(changed_request)`) continues to the PoP's cache and the origin.
 
@@ -147,7 +147,7 @@ def _matcher(namespace: dict[str, Any], source: str) -> Matcher | None:
     if config is None:
         return None
     if not isinstance(config, dict):
-        raise LoadError("`config` must be a dict such as {'matcher': ['/api/:path*']}")
+        raise LoadError("`config` must be a dict such as {'matcher': ['/docs/:path*']}")
     if "matcher" not in config:
         return None
     try:

@@ -2,11 +2,11 @@
 
     "/about"            exactly /about
     "/blog/:slug"       one segment, e.g. /blog/hello        -> {"slug": "hello"}
-    "/api/:path*"       zero or more segments: /api, /api/a/b -> {"path": "a/b"}
+    "/files/:path*"     zero or more segments: /files, /files/a/b -> {"path": "a/b"}
     "/docs/:path+"      one or more segments: /docs/a, not /docs
     "/shop/:id?"        an optional segment: /shop and /shop/42
 
-A handler module opts in with `config = {"matcher": ["/api/:path*", ...]}`;
+A handler module opts in with `config = {"matcher": ["/files/:path*", ...]}`;
 requests whose path matches none of the patterns skip the handler.
 """
 
