@@ -1,6 +1,7 @@
 """`python -m kit` as a learner types it, and the Vagrantfile as Vagrant reads it."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,10 +72,10 @@ def test_up_shows_the_hosts_and_ctrl_c_stops_everything():
     assert not ours[0].path.exists()
 
 
-def test_clean_with_nothing_to_clean():
-    r = kit("clean")
+def test_clean_says_what_it_removed():
+    r = kit("clean")  # other worlds on this machine may be live, or left by a crash
     assert r.returncode == 0
-    assert "clean" in r.stdout
+    assert re.search(r"^(nothing to clean|cleaned \d+ worlds?)$", r.stdout, re.MULTILINE), r.stdout
 
 
 def validate(vagrantfile: Path) -> subprocess.CompletedProcess:
