@@ -17,7 +17,6 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
-	$(PY) -m pytest --nbval-lax solutions/
 
 clean:
 	@$(PY) -m kit clean

@@ -208,6 +208,23 @@ def test_lru_eviction_by_bytes(clock):
     assert cache.store("/big", {}, 200, fresh, b"x" * 2001, clock()) is None
 
 
+def test_the_byte_count_is_what_is_stored(clock):
+    """A compressed copy made for an entry that was evicted meanwhile is not counted."""
+    cache = HttpCache(max_bytes=3000, max_object_bytes=2000, clock=clock)
+    fresh = headers(Cache_Control="max-age=60")
+    first = cache.store("/1", {}, 200, fresh, b"x" * 1000, clock())
+    cache.add_encoded(first, "gzip", b"z" * 100)
+    for key in ("/2", "/3"):  # /1 is evicted, while a response from it is being sent
+        cache.store(key, {}, 200, fresh, b"x" * 1000, clock())
+    assert not first.stored
+    cache.add_encoded(first, "br", b"b" * 100)
+    stored = [entry for variants in cache.variants.values() for entry in variants]
+    assert cache.bytes == sum(entry.size for entry in stored)
+    cache.invalidate("/2")
+    cache.purge("/")
+    assert cache.bytes == 0
+
+
 def test_invalidate_and_purge(cache):
     store(cache, headers(Cache_Control="max-age=60"), key="/api/1")
     store(cache, headers(Cache_Control="max-age=60"), key="/api/2")

@@ -152,6 +152,7 @@ class Entry:
     etag: str | None = None
     last_modified: str | None = None
     encoded: dict[str, bytes] = field(default_factory=dict)  # compressed copies
+    stored: bool = False  # in the cache now (an evicted entry may still be in use)
 
     @property
     def size(self) -> int:
@@ -197,7 +198,7 @@ class Entry:
         The new headers pass the same filter as when storing (§3.1), so the stored
         headers stay ready to send as they are.
         """
-        unchanged = _NOT_UPDATED_BY_304 | _HOP_BY_HOP
+        unchanged = _NOT_UPDATED_BY_304 | NOT_STORED
         updates = [(k, v) for k, v in response.items() if k.lower() not in unchanged]
         replaced = {k.lower() for k, _ in updates}
         self.headers = [(k, v) for k, v in self.headers if k.lower() not in replaced] + updates
@@ -273,7 +274,7 @@ class HttpCache:
         vary_names = [name for name in vary_names if name.lower() not in NORMALIZED_BY_CACHE]
         entry = Entry(
             status,
-            [(k, v) for k, v in response.items() if k.lower() not in _HOP_BY_HOP],
+            [(k, v) for k, v in response.items() if k.lower() not in NOT_STORED],
             body,
             vary=tuple((name, request.get(name)) for name in vary_names),
             request_time=request_time,
@@ -289,24 +290,35 @@ class HttpCache:
         variants = self.variants.setdefault(key, [])
         for old in [v for v in variants if v.vary == entry.vary]:
             variants.remove(old)
-            self.bytes -= old.size
+            self._forget(old)
         variants.append(entry)
+        entry.stored = True
         self.bytes += entry.size
         self.variants.move_to_end(key)
         while self.bytes > self.max_bytes and self.variants:
             _, evicted = self.variants.popitem(last=False)
-            self.bytes -= sum(v.size for v in evicted)
+            for old in evicted:
+                self._forget(old)
+
+    def _forget(self, entry: Entry) -> None:
+        entry.stored = False
+        self.bytes -= entry.size
 
     def add_encoded(self, entry: Entry, encoding: str, data: bytes) -> None:
-        """Keep a compressed copy of an entry's body next to it (and count its bytes)."""
+        """Keep a compressed copy of an entry's body next to it (and count its bytes).
+
+        An entry evicted while a response was being compressed keeps its copy, but
+        its bytes are no longer the cache's: only a stored entry's count.
+        """
         if encoding not in entry.encoded:
             entry.encoded[encoding] = data
-            self.bytes += len(data)
+            if entry.stored:
+                self.bytes += len(data)
 
     def invalidate(self, key: str) -> None:
         """Drop every variant of a key (RFC 9111 §4.4: after an unsafe method)."""
         for entry in self.variants.pop(key, []):
-            self.bytes -= entry.size
+            self._forget(entry)
 
     def purge(self, prefix: str = "") -> int:
         """Drop every key starting with prefix; return how many keys went."""
@@ -319,14 +331,8 @@ class HttpCache:
         return sum(len(v) for v in self.variants.values())
 
 
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-    "set-cookie",  # one user's cookie must never be replayed to another
-}
+# Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, never forwarded.
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
+# What a stored response keeps none of: the above, the framing of the response it came
+# in, and cookies (one user's cookie must never be replayed to another).
+NOT_STORED = HOP_BY_HOP | {"transfer-encoding", "content-length", "set-cookie"}

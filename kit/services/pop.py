@@ -67,7 +67,7 @@ from yarl import URL
 from kit.runtime.bindings import FetchError
 from kit.runtime.http import Geo, Request, Response
 from kit.runtime.loader import LoadError
-from kit.services.cache import Entry, HttpCache, State, etag_matches
+from kit.services.cache import HOP_BY_HOP, Entry, HttpCache, State, etag_matches
 from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
 from kit.services.encoding import compress, compress_stream, compressible, negotiate
 from kit.services.workers import Deployment, HandlerFailed, Spares, Worker
@@ -76,7 +76,6 @@ BUFFER_LIMIT = 256 << 10  # origin bodies up to this size (with a Content-Length
 CHUNK = 64 << 10
 UPSTREAM_CONNECTIONS = 256
 ROLLBACK_WINDOW_S = 30.0  # a replaced handler's worker is kept this long, for a rollback
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
 NOT_FORWARDED = HOP_BY_HOP | {"host", "accept-encoding", "content-length", "transfer-encoding"}
 CLIENT_CONDITIONALS = {"if-none-match", "if-modified-since"}
 NOT_RETURNED = HOP_BY_HOP | {"transfer-encoding", "content-length"}
