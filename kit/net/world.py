@@ -46,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -177,7 +178,9 @@ class World:
         t0 = time.monotonic()
         for old in list(_running):  # a notebook cell run twice: one world is enough
             if old.spec.name == self.spec.name:
-                say(f"stopping the {old.spec.name!r} world this process started earlier")
+                replaced = f"stopping the {old.spec.name!r} world this process started earlier"
+                say(replaced)
+                warnings.warn(f"{replaced}: one world per name", stacklevel=2)
                 old.stop()
         for wid, n in registry.clean():
             say(f"removed {n} processes left by crashed world {wid}")
