@@ -1,6 +1,6 @@
 """Edge Lab: an interactive textbook and lab kit on edge computing architecture.
 
-The layers (see DESIGN.md), each a sub-package, lowest first:
+The layers (see ARCHITECTURE.md), each a sub-package, lowest first:
 
 - ``kit.runtime``  the edge runtime API learners program against
 - ``kit.services`` small aiohttp services that run on world hosts

@@ -9,7 +9,7 @@ the opposite end once the link's delay has passed::
     A ──veth── aN ┐                     ┌ bN ──veth── B
                   └─ read ─ wait delay ─ write ┘
 
-Design points (measured on kernels without netem, see DESIGN.md):
+Design points (measured on kernels without netem, see ARCHITECTURE.md):
 
 - One AF_PACKET socket, not bound to an interface, receives from all middle ends
   at once; the interface a frame came in on picks its link and direction.
