@@ -1,11 +1,12 @@
 # Edge Lab. Everything runs as root: Mininet builds network namespaces.
 #   sudo make lab     install what is missing, then JupyterLab on the labs
 #   sudo make test    install what is missing, then every test (lint included)
+#   make quick        the pure unit tests, in seconds, without root
 #   sudo make clean   remove whatever a crashed world left behind
 #   make bench        the benchmarks (prints tables)
 PY := .venv/bin/python
 
-.PHONY: setup lab test clean bench lock release
+.PHONY: setup lab test quick clean bench lock release
 
 setup:
 	@bash vagrant/provision.sh
@@ -17,6 +18,10 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+# The pure unit tests: seconds, no root (after a first `sudo make setup`).
+quick:
+	$(PY) -m pytest -m unit
 
 clean:
 	@$(PY) -m kit clean

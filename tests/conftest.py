@@ -1,9 +1,66 @@
-"""Shared fixtures. ``world`` is one running default world for a whole test session:
-tests that inject faults undo them, so the next test finds the world as described."""
+"""Shared fixtures, and the layers tests are marked with.
+
+``world`` is one running default world for a whole test session: tests that
+inject faults undo them, so the next test finds the world as described.
+
+Every test carries one layer marker, so a quick loop exists (README):
+
+- ``unit``: pure functions and objects; no root, no processes; seconds in all.
+  ``pytest -m unit``
+- ``loopback``: real services (origin, PoP, Locust) as processes on 127.0.0.1.
+- ``world``: a Mininet world; needs root.
+- ``notebook``: whole chapters, run in a kernel; minutes.
+
+A test's layer is its module's (``LAYERS`` below), except that a test using the
+session ``world`` is a world test and one using ``state`` (a notebook run) is a
+notebook test. A marker written on a test wins (a test in a unit module that
+starts a service says ``@pytest.mark.loopback``).
+"""
 
 import pytest
 
 from kit.net import World
+
+MARKERS = ("unit", "loopback", "world", "notebook")
+LAYERS = {
+    "test_cleanup": "world",
+    "test_cli": "world",
+    "test_links": "world",
+    "test_load_world": "world",
+    "test_nb_world": "world",
+    "test_world": "world",
+    "test_edge": "loopback",
+    "test_handler_isolation": "loopback",
+    "test_hostile_http": "loopback",
+    "test_load": "loopback",
+    "test_runtime": "loopback",
+    "test_runtime_fetch": "loopback",
+    "test_services": "loopback",
+    "test_notebooks": "unit",
+    "test_wrong_solutions": "unit",
+}
+
+
+def pytest_configure(config):
+    for marker in MARKERS:
+        config.addinivalue_line("markers", f"{marker}: a test of the {marker} layer")
+
+
+def layer_of(item) -> str:
+    module = item.module.__name__.rpartition(".")[2]
+    fixtures = set(item.fixturenames)
+    if "state" in fixtures:
+        return "notebook"
+    world = item._fixtureinfo.name2fixturedefs.get("world", ())
+    if world and world[-1].func.__module__ == __name__:  # this file's session world
+        return "world"
+    return LAYERS.get(module, "unit")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in MARKERS):
+            item.add_marker(layer_of(item))
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,7 @@ def test_the_closing_table():
         what_you_measured([])
 
 
+@pytest.mark.loopback
 def test_step_load_on_loopback(tmp_path):
     origin = Service("origin", workdir=str(tmp_path))
     try:
