@@ -37,6 +37,7 @@ from test_notebooks import state as _state  # noqa: F401 — the fixture `state`
 
 from kit.nb.notebooks import BEGIN, chapters, fill_source, read_notebook
 
+state = _state  # pytest finds a fixture by its name in this module
 WRONG = Path(__file__).resolve().parent / "wrong"
 
 
@@ -133,6 +134,7 @@ def test_each_check_rejects_its_wrong_solutions(path, state):
     )
     problems: list[str] = []
     latest: tuple[str, int] | None = None  # the last exercise run, and its cell
+    solution = list(nb.cells)  # execute_cell(c, i) puts c in nb.cells[i]: keep the originals
     try:
         with client.setup_kernel(env={**os.environ, "EDGELAB_STATE": str(state)}):
             for index, cell in enumerate(nb.cells):
@@ -141,7 +143,7 @@ def test_each_check_rejects_its_wrong_solutions(path, state):
                 if is_check(cell) and latest is not None:
                     name, exercise_index = latest
                     for w in wrong.get(name, []):
-                        source = fill_source(nb.cells[exercise_index].source, w.code, str(w.path))
+                        source = fill_source(solution[exercise_index].source, w.code, str(w.path))
                         variant = nbformat.v4.new_code_cell(source)
                         client.execute_cell(variant, exercise_index)
                         trial = nbformat.v4.new_code_cell(cell.source)
@@ -154,7 +156,7 @@ def test_each_check_rejects_its_wrong_solutions(path, state):
                                 f"{w.path.name}: rejected, but the message does not name "
                                 f"{w.rejected!r}:\n{message}"
                             )
-                    client.execute_cell(nb.cells[exercise_index], exercise_index)
+                    client.execute_cell(solution[exercise_index], exercise_index)
                 client.execute_cell(cell, index)
                 error = error_of(cell)
                 assert error is None, f"cell {index} failed on the solution: {error.ename}"
