@@ -3,15 +3,15 @@
 A chapter has one source, ``solutions/NN-name.ipynb``. Inside its code cells the
 parts a learner writes are marked as nbgrader marks them::
 
-    def nearest_pop(user):
+    def area(width, height):
         ### BEGIN SOLUTION
-        return min(pops, key=lambda p: rtt(user, p))
+        return width * height
         ### END SOLUTION
 
 ``strip_notebook`` turns it into the exercise: each marked region (markers
 included) becomes a stub at the indentation of its BEGIN marker::
 
-    def nearest_pop(user):
+    def area(width, height):
         # YOUR CODE HERE
         raise NotImplementedError()
 
