@@ -155,8 +155,8 @@ def _call(fn: Callable, what: str, *args: Any, hint: str = HINT) -> Any:
             "an answer",
             f"{type(error).__name__}: {error}",
             hint="the check makes up users and PoPs of its own, with new names on each "
-            "run: use only the arguments (matrix, user, pops), not the chapter's names; "
-            f"{hint} helps",
+            "run, and leaves some pairs out: use only the arguments (matrix, user, pops), "
+            f"not the chapter's names, and expect a pair to have no row; {hint} helps",
         ) from None
 
 
