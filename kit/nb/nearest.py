@@ -160,6 +160,11 @@ def _call(fn: Callable, what: str, *args: Any, hint: str = HINT) -> Any:
         ) from None
 
 
+def _show(value: Any) -> str:
+    """A learner's answer as the message shows it (a NumPy number as a plain one)."""
+    return f"{float(value):.2f}" if _is_number(value) else repr(value)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
@@ -186,7 +191,7 @@ def expect_nearest(
             f"a PoP, but {expected!r} has a lower measured_ms from this user; is your code "
             "leaving PoPs out? a PoP is a name in `pops`, whatever it is called"
         )
-    raise CheckFailed(what, repr(expected), f"{got!r}: {why}", hint=f"{HINT} (level 2)")
+    raise CheckFailed(what, repr(expected), f"{_show(got)}: {why}", hint=f"{HINT} (level 2)")
 
 
 def expect_saving(got: Any, expected: float, what: str, configured: float | None = None) -> None:
@@ -208,7 +213,9 @@ def expect_saving(got: Any, expected: float, what: str, configured: float | None
         )
     else:
         why = "not the origin's measured RTT minus the nearest PoP's"
-    raise CheckFailed(what, f"{expected:.2f}", f"{got!r}: {why}", hint=f"{SAVING_HINT} (level 2)")
+    raise CheckFailed(
+        what, f"{expected:.2f}", f"{_show(got)}: {why}", hint=f"{SAVING_HINT} (level 2)"
+    )
 
 
 def check_nearest(nearest_pop: Callable, cases: Sequence[Case]) -> int:
