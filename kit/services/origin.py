@@ -24,6 +24,8 @@ Default Cache-Control: static `public, max-age=86400`, pages
 start, with JSON such as
 
     {"think_ms": 20,              # added to every response
+     "workers": 8,                # at most 8 requests in service at once, the rest queue
+                                  # (a server with a pool of workers; default: no limit)
      "version": "v2",             # changes pages and API bodies (so their ETags)
      "rules": [                   # first matching glob wins
         {"match": "/api/*", "headers": {"Cache-Control": "max-age=30", "Vary": "Accept-Language"}},
@@ -103,6 +105,7 @@ class Origin:
         if args.config:
             with open(args.config) as file:
                 self.update(json.load(file))
+        self.pool: tuple[int, asyncio.Semaphore] | None = None  # (size, semaphore)
         self.assets: OrderedDict[tuple[int, str], tuple[bytes, str]] = OrderedDict()
         self.metrics.info["asset_bytes"] = 0  # a gauge: survives a metrics reset
 
@@ -112,7 +115,7 @@ class Origin:
         for rule in changes.get("rules", []):
             if not isinstance(rule, dict) or not isinstance(rule.get("match"), str):
                 raise ValueError(f'each rule needs a "match" glob, got {rule!r}')
-        unknown = set(changes) - {"think_ms", "version", "rules"}
+        unknown = set(changes) - {"think_ms", "version", "rules", "workers"}
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         self.config.update(changes)
@@ -190,6 +193,15 @@ class Origin:
         )
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
+        workers = self.config.get("workers")
+        if not workers:
+            return await self.respond(request)
+        if self.pool is None or self.pool[0] != workers:  # a new pool size: a new pool
+            self.pool = (workers, asyncio.Semaphore(int(workers)))
+        async with self.pool[1]:  # think time and the answer hold one worker
+            return await self.respond(request)
+
+    async def respond(self, request: web.Request) -> web.StreamResponse:
         rule = self.rule_for(request.path)
         think_ms = request.query.get("think", rule.get("think_ms", self.config["think_ms"]))
         try:
