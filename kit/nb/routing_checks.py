@@ -6,6 +6,7 @@
     probe.api_routing(ROUTES)
     probe.trusted_header()
     probe.made_up_rules(eu_origin) # a second set of rules, for `deploy(..., config=...)`
+    probe.api_routing(rules_with_a_dead_origin, {unreachable(eu_origin): "origin"}, note=...)
 
 Every request is sent from a user's host, through the emulated network, to the
 anycast address, with paths, query strings, bodies and methods (POST, PUT)
@@ -26,6 +27,8 @@ import random
 import shlex
 import string
 from typing import Any, NamedTuple
+
+from yarl import URL
 
 from kit.nb.checks import expect, expect_equal
 
@@ -64,6 +67,11 @@ def http_send(
     except (IndexError, ValueError):
         status = 0  # no answer (curl timed out or could not connect)
     return {"status": status, "headers": found, "body": text}
+
+
+def unreachable(url: str) -> str:
+    """The same host on a port nothing listens on: a connection there is refused at once."""
+    return str(URL(url).with_port(81))
 
 
 def _word(rng: random.Random, n: int = 6) -> str:
@@ -271,10 +279,11 @@ class RouterProbe:
 
     # -- API routing -------------------------------------------------------------
 
-    def api_routing(self, config: dict[str, Any], names: dict[str, str]) -> None:
+    def api_routing(self, config: dict[str, Any], names: dict[str, str], note: str = "") -> None:
         """API calls from a rule's countries reach its origin with method, query, headers, body.
 
-        `names` maps an origin URL to the name it puts in x-origin.
+        `names` maps an origin URL to the name of the origin that should answer (its
+        x-origin); `note` is said after each call in a failure message.
         """
         near = {
             u: names[r["url"]]
@@ -297,7 +306,7 @@ class RouterProbe:
                 body=body,
                 headers={"x-request-tag": tag},
             )
-            call = f"{user}'s {method} {config['api']}/echo?{qs}"
+            call = f"{user}'s {method} {config['api']}/echo?{qs}" + (f" ({note})" if note else "")
             expect_equal(
                 got["status"], 200, f"API routing: status of {call}", hint=_said(got).strip()
             )

@@ -23,10 +23,13 @@ for rule in rules["rewrites"]:
 headers = request.headers.copy()
 headers["x-client-country"] = country
 
-# 4. API calls to the nearest origin, as the same request (method, headers, body)
+# 4. API calls to the nearest origin, as the same request; Ashburn if it is down
 if under(request.path, rules["api"]):
     for rule in rules["nearest_origin"]:
         if country in rule["countries"]:
-            url = rule["url"] + request.url.raw_path_qs
-            return await env.fetch(request.replace(url=url, headers=headers))
+            nearest = request.replace(url=rule["url"] + request.url.raw_path_qs, headers=headers)
+            try:
+                return await env.fetch(nearest)
+            except FetchError:
+                break  # that origin is down: fall back to the PoPs' origin
 return await env.origin.fetch(request)

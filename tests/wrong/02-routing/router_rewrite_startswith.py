@@ -24,9 +24,13 @@ headers = request.headers.copy()
 headers["x-client-country"] = country
 request = request.replace(headers=headers)
 
-# 4. API calls to the nearest origin, as the same request (method, headers, body)
+# 4. API calls to the nearest origin, as the same request; Ashburn if it is down
 if under(request.path, rules["api"]):
     for rule in rules["nearest_origin"]:
         if country in rule["countries"]:
-            return await env.fetch(request.replace(url=rule["url"] + request.url.raw_path_qs))
+            nearest = request.replace(url=rule["url"] + request.url.raw_path_qs)
+            try:
+                return await env.fetch(nearest)
+            except FetchError:
+                break  # that origin is down: fall back to the PoPs' origin
 return await env.origin.fetch(request)
