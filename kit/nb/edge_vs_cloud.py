@@ -283,11 +283,18 @@ def check_edge_handler(
     edge: Any,
     nearest: Mapping[str, str],
     prefix: str,
-    users: Iterable[str] = UNNAMED_USERS,
+    users: Iterable[str] | None = None,
     seed: int | None = None,
 ) -> None:
-    """Send random requests from each user through anycast; check the JSON and the origin."""
+    """Send random requests from each user through anycast; check the JSON and the origin.
+
+    Default users: the two unnamed cities, and one user picked at random whose
+    nearest PoP is another one (so a PoP's name cannot be hard-coded either).
+    """
     rng = random.Random(seed)
+    if users is None:
+        others = sorted(u for u in nearest if nearest[u] not in {nearest[n] for n in UNNAMED_USERS})
+        users = [*UNNAMED_USERS, *([rng.choice(others)] if others else [])]
     origin_before = edge.metrics("origin")["requests"]
     for user in users:
         node = world.spec.nodes[user]
