@@ -108,3 +108,14 @@ def test_the_origins_workers_limit_how_many_requests_it_serves_at_once():
         assert four_at_once() < 0.8
     finally:
         edge.close()
+
+
+def test_the_preferred_language_is_never_listed_first():
+    rng = random.Random(5)
+    for _ in range(50):
+        header, preferred = ch.random_accept_language(rng)
+        parts = [p.strip() for p in header.split(",")]
+        assert parts[0].partition(";q=")[0] != preferred
+        weights = {p.partition(";q=")[0]: float(p.partition(";q=")[2] or 1) for p in parts}
+        assert max(weights, key=weights.get) == preferred
+        assert len(set(weights.values())) == 3  # no ties

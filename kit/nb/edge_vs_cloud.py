@@ -258,21 +258,42 @@ def plot_model_vs_measured(table: pd.DataFrame) -> Figure:
 # -- 3 · an edge handler that answers from the request -------------------------------
 
 
+LANGUAGES = ("de-AT", "fr-CH", "it-CH", "en-GB", "ja", "pt-BR", "de", "rm", "hu", "sl")
+
+
+def random_accept_language(rng: random.Random) -> tuple[str, str]:
+    """An Accept-Language header whose preferred tag (highest q) is never listed first."""
+    tags = rng.sample(LANGUAGES, 3)
+    qs = sorted(rng.sample([0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], 3), reverse=True)
+    parts = [f"{tag};q={q}" for tag, q in zip(tags, qs, strict=True)]
+    if rng.random() < 0.5:
+        parts[0] = tags[0]  # no q: q=1, still the highest
+    order = [1, 0, 2] if rng.random() < 0.5 else [1, 2, 0]
+    return ", ".join(parts[i] for i in order), tags[0]
+
+
 def random_requests(rng: random.Random, prefix: str) -> list[dict[str, Any]]:
-    """GET, POST and PUT requests with random paths, query strings, headers and bodies."""
+    """GET, POST and PUT requests with random paths, query strings, headers and bodies.
+
+    The GET has no Accept-Language (its preferred language is None); the others do.
+    """
     requests = []
     for method in ("GET", "POST", "PUT"):
         path = f"{prefix}/{_word(rng)}/{_word(rng, 4)}"
         query = {_word(rng, 5): _word(rng, rng.randint(1, 8)) for _ in range(rng.randint(2, 3))}
         header = f"X-Lab-{_word(rng, 4).capitalize()}"
         body = _word(rng, rng.randint(5, 60)) if method != "GET" else None
+        headers, lang = {header: _word(rng, 10)}, None
+        if method != "GET":
+            headers["Accept-Language"], lang = random_accept_language(rng)
         requests.append(
             {
                 "method": method,
                 "path": path,
                 "query": query,
-                "headers": {header: _word(rng, 10)},
+                "headers": headers,
                 "body": body,
+                "lang": lang,
             }
         )
     return requests
@@ -347,13 +368,14 @@ def check_edge_handler(
                 "path": req["path"],
                 "query": req["query"],
                 "body_bytes": len(req["body"] or ""),
+                "lang": req["lang"],
             }
             for key, right in expected.items():
                 expect_equal(
                     data.get(key),
                     right,
                     f"{what}: field {key!r} of the JSON",
-                    hint="computed from this request: hint('01-whoami')",
+                    hint=f"computed from this request ({req['headers']}): hint('01-whoami')",
                 )
             echoed = {k.lower(): v for k, v in (data.get("headers") or {}).items()}
             expect_equal(
