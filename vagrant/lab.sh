@@ -20,7 +20,11 @@ if [ ! -s "$TOKEN_FILE" ]; then
 fi
 TOKEN=$(cat "$TOKEN_FILE")
 rm -f "$CONFIG"
-(umask 077; printf '{"IdentityProvider": {"token": "%s"}}\n' "$TOKEN" > "$CONFIG")
+# Terminals run bash with vagrant/terminal.bashrc: the user's ~/.bashrc, then the
+# venv first on the PATH (a login shell, JupyterLab's default when it runs as a
+# service, would reset PATH from /etc/profile and lose the venv's python).
+SHELL_RC="$ROOT/vagrant/terminal.bashrc"
+(umask 077; printf '{"IdentityProvider": {"token": "%s"}, "ServerApp": {"terminado_settings": {"shell_command": ["/bin/bash", "--rcfile", "%s"]}}}\n' "$TOKEN" "$SHELL_RC" > "$CONFIG")
 echo
 if [ -t 1 ]; then
   echo "Edge Lab: open http://127.0.0.1:8888/lab?token=$TOKEN"
@@ -29,8 +33,5 @@ else  # a service: its output goes to the system log
 fi
 echo
 cd "$ROOT/labs"
-# JupyterLab's terminals inherit this PATH: `python` there is the venv's, so
-# `python -m kit.nb.reset 02` works from the labs folder they open in.
-export PATH="$ROOT/.venv/bin:$PATH"
 exec "$ROOT/.venv/bin/jupyter" lab --ip "$IP" --port 8888 --no-browser --allow-root \
   --ServerApp.root_dir="$ROOT/labs" --config="$CONFIG"

@@ -41,7 +41,6 @@ from kit.nb.measure import (
 )
 from kit.nb.plots import cdf, rtt_heatmaps, ttfb_bars, world_map
 from kit.nb.progress import start_world, steps_line
-from kit.nb.reset import reset_lab
 
 NBVAL_SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
 
@@ -74,3 +73,14 @@ __all__ = [
     "what_you_measured",
     "world_map",
 ]
+
+
+def reset_lab(chapter: str) -> Path:
+    """Write a fresh copy of chapter ``chapter``'s lab (yours is kept beside it).
+
+    See ``kit.nb.reset``; imported here on use, so that ``python -m kit.nb.reset``
+    does not find its own module already imported.
+    """
+    from kit.nb.reset import reset_lab as reset
+
+    return reset(chapter)
