@@ -169,9 +169,9 @@ def _start(
                 argv, env={**os.environ, **env}, start_new_session=True, **options
             )
         else:
-            proc = world.host(source).popen(argv, env=env, **options)  # mnexec -d: own group
-            if getattr(world, "record", None) is not None:
-                world.record.add_process(proc.pid, f"locust on {source}")
+            proc = world.popen(
+                source, argv, own_session=True, record=f"locust on {source}", env=env, **options
+            )
     finally:
         log.close()
     return proc

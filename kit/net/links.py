@@ -18,6 +18,18 @@ apply them:
 ``probe()`` tries netem once in a throwaway namespace (``unshare --net``: nothing
 is left behind) and caches the answer; ``EDGELAB_LINKS=netem|delayline``
 overrides it. ``doctor`` prints what was chosen and why.
+
+The world sees one interface, ``Links`` (``links_for(mechanism)`` gives one):
+
+    wire(net, link, macs)      make the link's veth pair(s) in a Mininet net
+    setup_commands(link)       shell commands per host when the world is configured
+    start(world)               start what it runs (the delay line), once hosts are up
+    params_commands(link)      shell commands per host giving a link its params
+    stop()
+
+``NetemLinks`` wires A--B directly and puts netem (and HTB) on both ends;
+``DelayLineLinks`` wires A--[aN bN]--B through the hidden host ``dl`` and hands
+delay, jitter and loss to its process, keeping only HTB on the ends.
 """
 
 from __future__ import annotations
@@ -30,6 +42,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mininet.link import Link
 
 from kit.net.procs import stop_process
 from kit.net.topology import LinkParams
@@ -117,8 +131,8 @@ def _direction(p: LinkParams) -> dict[str, float]:
 class DelayLine:
     """The one delay-line process of a world, driven through its standard input."""
 
-    def __init__(self, node: Any, links: dict[str, LinkParams], seed: int = 1) -> None:
-        """Start the process in ``node`` (the hidden node) for links aN/bN, N in ``links``."""
+    def __init__(self, world: Any, links: dict[str, LinkParams], seed: int = 1) -> None:
+        """Start the process in the hidden host ``dl`` for links aN/bN, N in ``links``."""
         config = {
             "links": {
                 lid: {"a": f"a{lid}", "b": f"b{lid}", "ab": _direction(p), "ba": _direction(p)}
@@ -126,8 +140,10 @@ class DelayLine:
             },
             "seed": seed,
         }
-        self.proc = node.popen(
+        self.proc = world.popen(
+            "dl",
             [sys.executable, str(DELAYLINE_SCRIPT)],
+            own_session=True,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -157,3 +173,112 @@ class DelayLine:
         stop_process(self.proc, 2, ask=self.proc.stdin.close)  # it exits when its input closes
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             f.close()
+
+
+class Links:
+    """How a world's links get their parameters: what the world asks of a mechanism."""
+
+    name = ""
+    hidden_hosts: tuple[str, ...] = ()  # hosts it needs besides the world's own
+    netem = False  # whether tc should add netem under the bandwidth
+
+    def __init__(self) -> None:
+        self.shaped: set[str] = set()  # links whose ends have a tc qdisc of ours
+
+    def wire(self, net: Any, link: Any, macs: list[str]) -> None:
+        """Make the veth pair(s) of one link; ``macs``: A's, B's, and two spare."""
+        raise NotImplementedError
+
+    def setup_commands(self, link: Any) -> dict[str, list[str]]:
+        """Shell commands per host that this link needs when the world is configured."""
+        return {}
+
+    def start(self, world: Any) -> None:
+        """Start whatever runs the links (nothing, for netem)."""
+
+    def params_commands(self, link: Any) -> dict[str, list[str]]:
+        """Give a link its current params: tc commands per host (run by the caller).
+
+        tc is needed for netem, for a bandwidth, and to remove one set earlier.
+        """
+        p = link.params
+        if not (self.netem or p.bw_mbit or link.id in self.shaped):
+            return {}
+        self.shaped.add(link.id)
+        return {
+            link.a: tc_commands(link.a_intf, p, self.netem),
+            link.b: tc_commands(link.b_intf, p, self.netem),
+        }
+
+    def stop(self) -> None:
+        """Stop what ``start`` started."""
+
+
+class NetemLinks(Links):
+    """A--B as one veth pair; the kernel's netem on both ends does the rest."""
+
+    name = "netem"
+    netem = True
+
+    def wire(self, net: Any, link: Any, macs: list[str]) -> None:
+        Link(
+            net.get(link.a),
+            net.get(link.b),
+            intfName1=link.a_intf,
+            intfName2=link.b_intf,
+            addr1=macs[0],
+            addr2=macs[1],
+        )
+
+
+class DelayLineLinks(Links):
+    """A--[aN bN]--B through the hidden host ``dl``, whose process delays the frames."""
+
+    name = "delayline"
+    hidden_hosts = ("dl",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line: DelayLine | None = None
+
+    def wire(self, net: Any, link: Any, macs: list[str]) -> None:
+        dl, lid = net.get("dl"), link.id
+        Link(
+            net.get(link.a),
+            dl,
+            intfName1=link.a_intf,
+            intfName2=f"a{lid}",
+            addr1=macs[0],
+            addr2=macs[2],
+        )
+        Link(
+            dl,
+            net.get(link.b),
+            intfName1=f"b{lid}",
+            intfName2=link.b_intf,
+            addr1=macs[3],
+            addr2=macs[1],
+        )
+
+    def setup_commands(self, link: Any) -> dict[str, list[str]]:
+        return {"dl": [f"ip link set a{link.id} up", f"ip link set b{link.id} up"]}
+
+    def start(self, world: Any) -> None:
+        links = {lk.id: lk.params for lk in world.links.values()}
+        self.line = DelayLine(world, links, seed=world.seed)
+        world.record.add_process(self.line.proc.pid, "delay line")
+
+    def params_commands(self, link: Any) -> dict[str, list[str]]:
+        if self.line:
+            self.line.set(link.id, link.params)
+        return super().params_commands(link)
+
+    def stop(self) -> None:
+        if self.line:
+            self.line.stop()
+            self.line = None
+
+
+def links_for(mechanism: str) -> Links:
+    """The ``Links`` of a mechanism named by ``probe()``."""
+    return {"netem": NetemLinks, "delayline": DelayLineLinks}[mechanism]()

@@ -88,17 +88,18 @@ class Service:
 
     def launch(self) -> Service:
         """Start the process and return at once (see ``wait_healthy``)."""
-        node = self.world.net.get(self.host)
         with open(self.log_path, "ab") as log:
-            self.proc = node.popen(
+            self.proc = self.world.popen(
+                self.host,
                 self.argv,
+                own_session=True,
+                record=f"{self.name} on {self.host}",
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=str(Path(__file__).resolve().parents[2]),
                 env=self.env,
             )
-        self.world.record.add_process(self.proc.pid, f"{self.name} on {self.host}")
         return self
 
     def healthy(self) -> bool:

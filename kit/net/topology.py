@@ -88,6 +88,11 @@ class Region:
     def prefix(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(f"10.{self.number}.0.0/16")
 
+    @property
+    def router_ip(self) -> str:
+        """The router's own address (on its loopback): 10.i.0.1."""
+        return f"10.{self.number}.0.1"
+
 
 @dataclass(frozen=True)
 class Node:
@@ -127,7 +132,7 @@ class WorldSpec:
             return str(n.subnet(self.regions[n.region])[2])
         for r in self.regions.values():
             if r.router == node:
-                return f"10.{r.number}.0.1"
+                return r.router_ip
         raise KeyError(f"no node named {node!r} in world {self.name!r}")
 
     def of_kind(self, kind: str) -> list[Node]:

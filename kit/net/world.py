@@ -53,13 +53,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mininet.link import Link
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import Host
 
 from kit.net import registry, routing
-from kit.net.links import DelayLine, probe, tc_commands
+from kit.net.links import Links, links_for, probe
 from kit.net.procs import Service
 from kit.net.topology import LinkParams, WorldSpec, backbone_subnet, default_world, parse_world
 
@@ -146,7 +145,6 @@ class World:
         self.spec = spec if isinstance(spec, WorldSpec) else parse_world(spec)
         self.seed = seed
         self._forced_mechanism = links
-        self.mechanism = ""
         self.startup_s = 0.0
         self._lock = threading.RLock()  # a fault schedule may run in a background thread
         self._forget()
@@ -155,7 +153,7 @@ class World:
         """The state of a stopped world: nothing running, no faults, no routes."""
         self.net: Mininet | None = None
         self.record: registry.Record | None = None
-        self.delayline: DelayLine | None = None
+        self.linker: Links | None = None  # the link mechanism, chosen at start
         self.links: dict[frozenset[str], WorldLink] = {}
         self.services: list[Service] = []
         self.failed: set[str] = set()
@@ -163,7 +161,6 @@ class World:
         self._partition_cuts: set[frozenset[str]] = set()
         self._routes: dict[str, dict[str, str]] = {}  # router -> the routes it has
         self._link_up: dict[str, bool] = {}
-        self._shaped: set[str] = set()  # links whose ends have a tc qdisc of ours
         self._owner: dict[str, str] = {}  # link address -> node that has it
         self.graph: routing.Graph | None = None
 
@@ -185,7 +182,7 @@ class World:
         for wid, n in registry.clean():
             say(f"removed {n} processes left by crashed world {wid}")
 
-        self.mechanism = probe(self._forced_mechanism).mechanism
+        self.linker = links_for(probe(self._forced_mechanism).mechanism)
         setLogLevel("error")  # Mininet's info lines go to stderr, which nbval compares
         self.record = registry.Record.create(self.spec.name)
         _running.add(self)
@@ -196,13 +193,7 @@ class World:
             say(f"linking them ({self.mechanism})")
             self._create_links()
             self._configure_hosts()
-            if self.mechanism == "delayline":
-                self.delayline = DelayLine(
-                    self.net.get("dl"),
-                    {lk.id: lk.params for lk in self.links.values()},
-                    seed=self.seed,
-                )
-                self.record.add_process(self.delayline.proc.pid, "delay line")
+            self.linker.start(self)
             self._apply_link_params(self.links.values())
             say("installing routes")
             self._apply_faults()
@@ -219,8 +210,8 @@ class World:
             return
         for svc in self.services:
             svc.stop()
-        if self.delayline:
-            self.delayline.stop()
+        if self.linker:
+            self.linker.stop()
         if self.net is not None:
             for host in self.net.hosts:
                 host.terminate()
@@ -239,14 +230,18 @@ class World:
     def running(self) -> bool:
         return self.net is not None
 
+    @property
+    def mechanism(self) -> str:
+        """How links are emulated: "netem" or "delayline" ("" until started)."""
+        return self.linker.name if self.linker else ""
+
     # -- building -------------------------------------------------------------------
 
     def _create_hosts(self) -> None:
         self.net = Mininet(topo=None, build=False, controller=None, host=WorldHost)
         params = {"ip": None, "world_id": self.record.id}
         names = [r.router for r in self.spec.regions.values()] + list(self.spec.nodes)
-        if self.mechanism == "delayline":
-            names.append("dl")
+        names += self.linker.hidden_hosts
         for name in names:
             host = self.net.addHost(name, **params)
             self.record.add_process(host.pid, f"shell of {name}", host_shell=True)
@@ -270,34 +265,7 @@ class World:
                 for m in (next(mac), next(mac), next(mac), next(mac))
             ]
             self._macs[(a, lk.a_intf)], self._macs[(b, lk.b_intf)] = macs[:2]
-            net = self.net
-            if self.mechanism == "delayline":
-                dl = net.get("dl")
-                Link(
-                    net.get(a),
-                    dl,
-                    intfName1=lk.a_intf,
-                    intfName2=f"a{lid}",
-                    addr1=macs[0],
-                    addr2=macs[2],
-                )
-                Link(
-                    dl,
-                    net.get(b),
-                    intfName1=f"b{lid}",
-                    intfName2=lk.b_intf,
-                    addr1=macs[3],
-                    addr2=macs[1],
-                )
-            else:
-                Link(
-                    net.get(a),
-                    net.get(b),
-                    intfName1=lk.a_intf,
-                    intfName2=lk.b_intf,
-                    addr1=macs[0],
-                    addr2=macs[1],
-                )
+            self.linker.wire(self.net, lk, macs)
 
         self._macs: dict[tuple[str, str], str] = {}
         for bb in spec.backbone:
@@ -319,16 +287,17 @@ class World:
             scripts[region.router] += [
                 "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 "
                 "net.ipv4.conf.default.rp_filter=0",
-                f"ip addr add 10.{region.number}.0.1/32 dev lo",
+                f"ip addr add {region.router_ip}/32 dev lo",
             ]
         for lk in self.links.values():
             plen = 30 if lk.backbone else 24
             scripts[lk.a].append(f"ip addr add {lk.a_ip}/{plen} dev {lk.a_intf}")
             scripts[lk.b].append(f"ip addr add {lk.b_ip}/{plen} dev {lk.b_intf}")
-            for node, lines in self._link_up_commands(lk).items():
+            for node, lines in [
+                *self._link_up_commands(lk).items(),
+                *self.linker.setup_commands(lk).items(),
+            ]:
                 scripts[node] += lines
-            if self.mechanism == "delayline":
-                scripts["dl"] += [f"ip link set a{lk.id} up", f"ip link set b{lk.id} up"]
         for node in self.spec.nodes.values():
             if node.kind == "pop":
                 scripts[node.name].append(f"ip addr add {self.spec.anycast}/32 dev lo")
@@ -379,16 +348,10 @@ class World:
             self._apply_link_params_locked(links)
 
     def _apply_link_params_locked(self, links: Iterable[WorldLink]) -> None:
-        netem = self.mechanism == "netem"
         scripts: dict[str, list[str]] = {}
         for lk in links:
-            if self.delayline:
-                self.delayline.set(lk.id, lk.params)
-            # tc is needed for netem, for a bandwidth, and to remove one set earlier.
-            if netem or lk.params.bw_mbit or lk.id in self._shaped:
-                for node, intf in ((lk.a, lk.a_intf), (lk.b, lk.b_intf)):
-                    scripts.setdefault(node, []).extend(tc_commands(intf, lk.params, netem))
-                self._shaped.add(lk.id)
+            for node, lines in self.linker.params_commands(lk).items():
+                scripts.setdefault(node, []).extend(lines)
         self._run_scripts(scripts)
 
     # -- routing and faults ------------------------------------------------------------
@@ -641,18 +604,36 @@ class World:
             node = self._owner[how.split()[1]]
         return node
 
-    def popen(self, host: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
-        """Start a process inside a host's namespace.
+    def popen(
+        self,
+        host: str,
+        argv: list[str],
+        *,
+        own_session: bool = False,
+        record: str | None = None,
+        **kwargs: Any,
+    ) -> subprocess.Popen:
+        """Start a process inside a host's namespace; every command the kit runs in a
+        host goes through here.
 
         Like everything the world starts, it carries the world's mark and dies with
-        the world's owner. Every command the kit runs in a host goes through here.
+        the world's owner. A command stays in the caller's process group, so Ctrl-C
+        in a notebook reaches it; ``own_session`` gives a long-running process (a
+        service, a load run, the delay line) a session of its own instead, so an
+        interrupted cell does not kill it and the kit stops it. ``record`` names
+        it in the world's record, so a crashed world's clean-up finds it.
         """
-        self._require_running()
-        node = self.net.get(host if host == "dl" else self._node_of(host))
+        if self.net is None:
+            self._require_running()
+        node = self.net.get(host if host in self.linker.hidden_hosts else self._node_of(host))
         # WorldHost._popen adds the mark and the death signal; `mnexec -a PID` enters
-        # the host's namespace without Mininet's `-d` (a new session), so a command
-        # stays in our process group and Ctrl-C in a notebook reaches it.
-        return node._popen(["mnexec", "-a", str(node.pid), *argv], **kwargs)
+        # the host's namespace, and `-d` (what Mininet's own popen always adds) starts
+        # a new session.
+        mnexec = ["mnexec", "-da" if own_session else "-a", str(node.pid)]
+        proc = node._popen([*mnexec, *argv], **kwargs)
+        if record:
+            self.record.add_process(proc.pid, record)
+        return proc
 
     def run(self, host: str, command: str, timeout: float = 60) -> str:
         """Run a shell command on a host and return its output (raises on failure).
@@ -746,7 +727,7 @@ class World:
                 "kind": "router",
                 "region": r.name,
                 "city": r.city,
-                "address": f"10.{r.number}.0.1",
+                "address": r.router_ip,
             }
             for r in self.spec.regions.values()
         ]
