@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kit.net.procs import stop_process  # noqa: E402
-from kit.runtime import deploy  # noqa: E402
+from kit.runtime import control, deploy  # noqa: E402
 from kit.runtime.control import ControlError, call  # noqa: E402
 
 NGINX = "/usr/sbin/nginx"
@@ -125,7 +125,7 @@ class KitService:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                call(self.target, "GET", "/_kit/health", timeout=1)
+                call(self.target, "GET", control.HEALTH, timeout=1)
                 return
             except ControlError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -218,6 +218,18 @@ def test_middleware_matcher_given_to_deploy(pop):
     assert "x-tag" not in request(pop, "/page/x").headers
 
 
+def test_a_matcher_given_to_deploy_leaves_the_handlers_own_config(pop):
+    source = """
+config = {"matcher": ["/mine"], "label": "kept"}
+
+async def fetch(request, env, ctx):
+    return Response.text(config["label"])
+"""
+    deploy(source, pop.control, matcher=["/given/:rest*"])
+    assert request(pop, "/given/x").body == b"kept"
+    assert b"kept" not in request(pop, "/mine").body  # the given matcher replaced this one
+
+
 def test_env_cache_and_streaming_and_wait_until(world, pop):
     source = """
 import asyncio

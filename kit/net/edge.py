@@ -50,6 +50,7 @@ from urllib.parse import quote
 
 from kit.net.procs import Service, wait_healthy
 from kit.net.world import World, WorldError
+from kit.runtime import control
 from kit.runtime.control import call
 
 _edges: weakref.WeakSet[Edge] = weakref.WeakSet()
@@ -100,12 +101,12 @@ class Edge:
 
     def metrics(self, name: str) -> dict[str, Any]:
         """A service's counters: requests, bytes, cache hits, origin fetches, latencies."""
-        return call(self.targets[self._service(name)], "GET", "/_kit/metrics")
+        return call(self.targets[self._service(name)], "GET", control.METRICS)
 
     def reset_metrics(self) -> None:
         """Zero the counters of the origins and every PoP."""
         for target in self.targets.values():
-            call(target, "POST", "/_kit/metrics/reset")
+            call(target, "POST", control.METRICS_RESET)
 
     def purge(self, name: str | None = None, prefix: str = "") -> int:
         """Empty one PoP's cache (or every PoP's); ``prefix`` limits it to paths under it.
@@ -113,7 +114,7 @@ class Edge:
         Returns how many entries were removed.
         """
         names = [self._service(name, pops_only=True)] if name else list(self.pops)
-        path = f"/_kit/cache?prefix={quote(prefix)}"
+        path = f"{control.CACHE}?prefix={quote(prefix)}"
         return sum(call(self.pops[n], "DELETE", path)["purged"] for n in names)
 
     def origin_config(
@@ -125,13 +126,13 @@ class Edge:
         """
         target = self.targets[self._origin(name or self.origin)]
         if changes is None:
-            return call(target, "GET", "/_kit/config")
-        return call(target, "POST", "/_kit/config", changes)
+            return call(target, "GET", control.CONFIG)
+        return call(target, "POST", control.CONFIG, changes)
 
     def evict(self, name: str) -> dict[str, Any]:
         """Unload a PoP's handler, as a platform evicts an idle isolate: the next request
         the handler serves there loads it again and pays the cold start."""
-        return call(self.pops[self._service(name, pops_only=True)], "POST", "/_kit/deploy/evict")
+        return call(self.pops[self._service(name, pops_only=True)], "POST", control.EVICT)
 
     def log(self, name: str, tail: int | None = 20) -> str:
         """The end of a service's log (a handler's traceback lands in its PoP's log)."""

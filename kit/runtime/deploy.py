@@ -141,25 +141,25 @@ def deploy(
     Returns one `Deployed` per PoP with its cold start in ms; raises DeployError.
     """
     source = handler_source(code)
-    if matcher is not None:
-        source += f"\n\nconfig = {{'matcher': {matcher!r}}}\n"
     targets = _targets(pops)
     if not targets:
         raise ValueError("deploy needs at least one PoP target")
     body = {"source": source, "config": config or {}, "timeout_s": timeout_s, "activate": False}
-    staged = _on_all(targets, lambda t: _call(t, "POST", "/_kit/deploy", body, http_timeout_s))
+    if matcher is not None:  # the PoP uses it instead of the handler's config["matcher"]
+        body["matcher"] = [matcher] if isinstance(matcher, str) else list(matcher)
+    staged = _on_all(targets, lambda t: _call(t, "POST", control.DEPLOY, body, http_timeout_s))
     tokens = {pop: r["token"] for pop, r in staged.items() if r.get("ok")}
     failures = {pop: r.get("error", {}) for pop, r in staged.items() if not r.get("ok")}
     if failures:
         for pop, token in tokens.items():  # withdraw what this deploy staged, nothing else
-            _call(targets[pop], "DELETE", f"/_kit/deploy/staged/{token}", None, http_timeout_s)
+            _call(targets[pop], "DELETE", control.STAGED.format(token=token), None, http_timeout_s)
         raise DeployError(_describe(failures), failures)
 
     by_target = {targets[pop]: token for pop, token in tokens.items()}
 
     def activate(target: str) -> dict[str, Any]:
         payload = {"token": by_target[target]}
-        return _call(target, "POST", "/_kit/deploy/activate", payload, http_timeout_s)
+        return _call(target, "POST", control.ACTIVATE, payload, http_timeout_s)
 
     active = _on_all(targets, activate)
     failures = {pop: r.get("error", {}) for pop, r in active.items() if not r.get("ok")}
@@ -167,7 +167,7 @@ def deploy(
         for pop, result in active.items():  # all or nothing: undo the switch where it happened
             if result.get("ok"):
                 payload = {"token": tokens[pop]}
-                _call(targets[pop], "POST", "/_kit/deploy/rollback", payload, http_timeout_s)
+                _call(targets[pop], "POST", control.ROLLBACK, payload, http_timeout_s)
         message = "deploy failed while switching; the PoPs that switched were rolled back.\n"
         raise DeployError(message + _describe(failures), failures)
     return [
@@ -179,7 +179,7 @@ def deploy(
 def undeploy(pops: Pops, http_timeout_s: float = 30.0) -> None:
     """Remove the handler: the PoPs go back to being plain caching proxies."""
     targets = _targets(pops)
-    results = _on_all(targets, lambda t: _call(t, "DELETE", "/_kit/deploy", None, http_timeout_s))
+    results = _on_all(targets, lambda t: _call(t, "DELETE", control.DEPLOY, None, http_timeout_s))
     failures = {pop: r.get("error", {}) for pop, r in results.items() if not r.get("ok")}
     if failures:
         raise DeployError(_describe(failures), failures)

@@ -95,8 +95,12 @@ def error_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}{where}"
 
 
-def load_handler(source: str) -> Handler:
-    """Compile and run a handler module; raise LoadError if it cannot serve."""
+def load_handler(source: str, matcher: list[str] | None = None) -> Handler:
+    """Compile and run a handler module; raise LoadError if it cannot serve.
+
+    ``matcher``, if given, is used instead of the module's ``config["matcher"]``
+    (the module's ``config`` itself is left as it is).
+    """
     started = time.perf_counter()
     try:
         code = compile(source, FILENAME, "exec")
@@ -113,7 +117,7 @@ def load_handler(source: str) -> Handler:
         raise LoadError(f"{reason} (at load)", line, _source_line(source, line), trace) from None
     return Handler(
         *_entry_point(namespace, source),
-        matcher=_matcher(namespace, source),
+        matcher=_matcher(namespace, source) if matcher is None else _patterns(matcher),
         source=source,
         cold_start_ms=(time.perf_counter() - started) * 1000,
         namespace=namespace,
@@ -150,7 +154,11 @@ def _matcher(namespace: dict[str, Any], source: str) -> Matcher | None:
         raise LoadError("`config` must be a dict such as {'matcher': ['/docs/:path*']}")
     if "matcher" not in config:
         return None
+    return _patterns(config["matcher"])
+
+
+def _patterns(patterns: Any) -> Matcher:
     try:
-        return Matcher(config["matcher"])
+        return Matcher(patterns)
     except (TypeError, ValueError) as error:
-        raise LoadError(f"bad config['matcher']: {error}") from None
+        raise LoadError(f"bad matcher: {error}") from None

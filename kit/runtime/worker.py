@@ -108,7 +108,7 @@ class Worker:
 
     def load(self, header: dict[str, Any]) -> bool:
         try:
-            self.handler = load_handler(header["source"])
+            self.handler = load_handler(header["source"], header.get("matcher"))
         except LoadError as error:
             write_message(self.writer, {"t": "load_error", "error": error.as_dict()})
             return False

@@ -50,6 +50,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kit.runtime import control as protocol
 from kit.services.guard import HTTP_LIMITS, Guard, log_errors_through
 
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -248,9 +249,9 @@ def make_apps(
         metrics.reset()
         return web.json_response({"ok": True})
 
-    control.router.add_get("/_kit/health", health_route)
-    control.router.add_get("/_kit/metrics", metrics_route)
-    control.router.add_post("/_kit/metrics/reset", reset_route)
+    control.router.add_get(protocol.HEALTH, health_route)
+    control.router.add_get(protocol.METRICS, metrics_route)
+    control.router.add_post(protocol.METRICS_RESET, reset_route)
     return Planes(data, control, guard)
 
 

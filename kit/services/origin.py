@@ -52,6 +52,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kit.runtime import control as protocol
 from kit.services.cache import etag_matches
 from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
 
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
 
     planes.data.on_response_prepare.append(say_who_answered)
     planes.data.router.add_route("*", "/{tail:.*}", origin.serve)
-    planes.control.router.add_route("*", "/_kit/config", origin.config_route)
+    planes.control.router.add_route("*", protocol.CONFIG, origin.config_route)
     serve(planes, args, log)
 
 

@@ -37,7 +37,7 @@ PoP) is answered 508 at once instead of asking itself forever.
 Control endpoints, on the root-only Unix socket only (besides /_kit/health and
 /_kit/metrics):
 
-    POST   /_kit/deploy           {"source", "config", "timeout_s", "activate"}
+    POST   /_kit/deploy           {"source", "config", "matcher", "timeout_s", "activate"}
                                   load a handler into a worker; -> {"token", ...}
     POST   /_kit/deploy/activate  {"token"}  serve a staged handler
     POST   /_kit/deploy/rollback  {"token"}  undo that activation (for 30 s)
@@ -64,6 +64,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from kit.runtime import control as protocol
 from kit.runtime.bindings import FetchError
 from kit.runtime.http import Geo, Request, Response
 from kit.runtime.loader import LoadError
@@ -261,7 +262,9 @@ class Pop:
                 died = deployment.worker.death
                 worker = await self.spares.take()
                 try:
-                    await self.load(worker, deployment.source, deployment.config)
+                    await self.load(
+                        worker, deployment.source, deployment.config, deployment.matcher_given
+                    )
                 except LoadError as error:
                     raise HandlerFailed(500, f"the handler failed to load again: {error}") from None
                 deployment.worker = worker
@@ -270,8 +273,10 @@ class Pop:
                 self.log("handler_restarted", "warning", why=died, version=deployment.version)
         return deployment.worker
 
-    async def load(self, worker: Worker, source: str, config: dict[str, Any]) -> dict[str, Any]:
-        return await worker.load(source, config, self.name, str(self.origin), self.binding)
+    async def load(
+        self, worker: Worker, source: str, config: dict[str, Any], matcher: list[str] | None
+    ) -> dict[str, Any]:
+        return await worker.load(source, config, matcher, self.name, str(self.origin), self.binding)
 
     async def binding(
         self, op: str, request: Request | None, options: dict[str, Any], stored: Response | None
@@ -611,17 +616,24 @@ class Pop:
             return json_error(400, 'expected JSON {"source": "...python..."}')
         config = payload.get("config") or {}
         timeout_s = payload.get("timeout_s") or self.handler_timeout_s
+        matcher = payload.get("matcher")
         if not isinstance(config, dict) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
             return json_error(400, "config must be an object and timeout_s a positive number")
+        if matcher is not None and not (
+            isinstance(matcher, list) and all(isinstance(m, str) for m in matcher)
+        ):
+            return json_error(400, "matcher must be a list of path patterns")
         worker = await self.spares.take()
         try:
-            loaded = await self.load(worker, payload["source"], config)
+            loaded = await self.load(worker, payload["source"], config, matcher)
         except LoadError as error:
             self.log("deploy_failed", "warning", reason=str(error), trace=error.trace)
             return web.json_response(
                 {"ok": False, "pop": self.name, "error": error.as_dict()}, status=422
             )
-        deployment = Deployment(payload["source"], config, float(timeout_s), worker, loaded)
+        deployment = Deployment(
+            payload["source"], config, matcher, float(timeout_s), worker, loaded
+        )
         token = uuid.uuid4().hex
         self.staged[token] = deployment
         asyncio.get_running_loop().call_later(self.staged_ttl_s, self.drop_staged, token, "expired")
@@ -743,6 +755,12 @@ def main(argv: list[str] | None = None) -> None:
     args = cli.parse_args(argv)
     log, metrics = Log("pop", pop=args.pop), Metrics("pop", POP_COUNTERS, pop=args.pop)
     try:
+        origin = URL(args.origin)
+        if origin.scheme not in ("http", "https") or not origin.host or origin.port is None:
+            raise ValueError("expected a URL such as http://10.0.0.10:8000")
+    except ValueError as error:
+        cli.error(f"--origin {args.origin}: {error}")
+    try:
         pop = Pop(args, log, metrics)
     except (OSError, ValueError, KeyError) as error:
         cli.error(f"--geo: {error}")
@@ -751,14 +769,14 @@ def main(argv: list[str] | None = None) -> None:
     planes.data.on_cleanup.append(pop.stop)
     planes.data.router.add_route("*", "/{tail:.*}", pop.entry)
     control = planes.control.router
-    control.add_post("/_kit/deploy", pop.deploy_route)
-    control.add_route("GET", "/_kit/deploy", pop.active_route)
-    control.add_route("DELETE", "/_kit/deploy", pop.active_route)
-    control.add_post("/_kit/deploy/activate", pop.activate_route)
-    control.add_post("/_kit/deploy/rollback", pop.rollback_route)
-    control.add_delete("/_kit/deploy/staged/{token}", pop.drop_staged_route)
-    control.add_post("/_kit/deploy/evict", pop.evict_route)
-    control.add_route("*", "/_kit/cache", pop.cache_route)
+    control.add_post(protocol.DEPLOY, pop.deploy_route)
+    control.add_route("GET", protocol.DEPLOY, pop.active_route)
+    control.add_route("DELETE", protocol.DEPLOY, pop.active_route)
+    control.add_post(protocol.ACTIVATE, pop.activate_route)
+    control.add_post(protocol.ROLLBACK, pop.rollback_route)
+    control.add_delete(protocol.STAGED, pop.drop_staged_route)
+    control.add_post(protocol.EVICT, pop.evict_route)
+    control.add_route("*", protocol.CACHE, pop.cache_route)
     serve(planes, args, log)
 
 

@@ -132,11 +132,21 @@ class Worker:
         return self
 
     async def load(
-        self, source: str, config: dict[str, Any], pop: str, origin: str, bindings: Bindings
+        self,
+        source: str,
+        config: dict[str, Any],
+        matcher: list[str] | None,
+        pop: str,
+        origin: str,
+        bindings: Bindings,
     ) -> dict[str, Any]:
-        """Load a handler; its "loaded" message, or LoadError (the worker is then killed)."""
+        """Load a handler; its "loaded" message, or LoadError (the worker is then killed).
+
+        ``matcher``, if given, replaces the handler's own ``config["matcher"]``.
+        """
         self.bindings, self.source = bindings, source
         message = {"t": "load", "source": source, "config": config, "pop": pop, "origin": origin}
+        message["matcher"] = matcher
         try:
             write_message(self.writer, message)
             async with asyncio.timeout(LOAD_LIMIT_S):
@@ -366,6 +376,7 @@ class Deployment:
 
     source: str
     config: dict[str, Any]
+    matcher_given: list[str] | None  # deploy(matcher=...), instead of the handler's own
     timeout_s: float
     worker: Worker
     loaded: dict[str, Any]
