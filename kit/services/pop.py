@@ -24,28 +24,20 @@ The geo file maps client subnets to places (most specific subnet wins):
 
     [{"subnet": "10.1.10.0/24", "country": "JP", "city": "Tokyo", "region": "tokyo"}]
 
-Handlers run in a worker process, never in the PoP (`workers.py`): a handler
-that loops, blocks, calls `sys.exit()` or eats memory gets its request a 5xx
-that says why (504 past its time limit, naming the line where it was stuck),
-while the PoP goes on serving everything else. A handler that raises gives 500
-(502 if it is an `env.fetch` that got no answer), with the handler's line.
+The PoP has three parts, one module each:
+
+- the data plane, here: serving users from the cache and the origin;
+- its handlers (`pop_handlers.py`): which one serves, running each request in
+  the handler's worker process (`workers.py`), and answering the handler's
+  `env` bindings with this cache and connection pool. A handler that loops,
+  blocks, calls `sys.exit()` or eats memory gets its request a 5xx that says
+  why, while the PoP goes on serving everything else;
+- its control plane (`pop_control.py`): deploys, rollbacks, evictions and
+  purges, on the root-only Unix socket only.
 
 Loops: every request the PoP sends on carries its id in `CDN-Loop` (RFC 8586);
 a request that arrives already carrying it (a handler that fetches its own
 PoP) is answered 508 at once instead of asking itself forever.
-
-Control endpoints, on the root-only Unix socket only (besides /_kit/health and
-/_kit/metrics):
-
-    POST   /_kit/deploy           {"source", "config", "matcher", "timeout_s", "activate"}
-                                  load a handler into a worker; -> {"token", ...}
-    POST   /_kit/deploy/activate  {"token"}  serve a staged handler
-    POST   /_kit/deploy/rollback  {"token"}  undo that activation (for 30 s)
-    DELETE /_kit/deploy/staged/TOKEN         drop one staged handler (or wait --staged-ttl)
-    POST   /_kit/deploy/evict     unload the handler: the next request loads it (a cold start)
-    GET    /_kit/deploy           the active handler
-    DELETE /_kit/deploy           remove it (back to a plain caching proxy)
-    GET    /_kit/cache            cache size;  DELETE /_kit/cache?prefix=/api  purge
 """
 
 from __future__ import annotations
@@ -53,9 +45,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import time
 import traceback
-import uuid
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -64,19 +54,17 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from kit.runtime import control as protocol
 from kit.runtime.bindings import FetchError
 from kit.runtime.http import Geo, Request, Response
-from kit.runtime.loader import LoadError
 from kit.services.cache import HOP_BY_HOP, Entry, HttpCache, State, etag_matches
-from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
+from kit.services.common import Log, Metrics, make_apps, parser, serve
 from kit.services.encoding import compress, compress_stream, compressible, negotiate
-from kit.services.workers import Deployment, HandlerFailed, Spares, Worker
+from kit.services.pop_control import PopControl
+from kit.services.pop_handlers import Handlers
 
 BUFFER_LIMIT = 256 << 10  # origin bodies up to this size (with a Content-Length) are read whole
 CHUNK = 64 << 10
 UPSTREAM_CONNECTIONS = 256
-ROLLBACK_WINDOW_S = 30.0  # a replaced handler's worker is kept this long, for a rollback
 NOT_FORWARDED = HOP_BY_HOP | {"host", "accept-encoding", "content-length", "transfer-encoding"}
 CLIENT_CONDITIONALS = {"if-none-match", "if-modified-since"}
 NOT_RETURNED = HOP_BY_HOP | {"transfer-encoding", "content-length"}
@@ -97,6 +85,15 @@ POP_COUNTERS = (
 
 class OriginError(FetchError):
     """The origin could not be reached or did not answer in time."""
+
+
+class Cached(Response):
+    """A response answered from a cache entry. `send` uses the entry: a client
+    that has it gets a 304, and a compressed copy is made once and kept with it."""
+
+    def __init__(self, entry: Entry, status: str, headers: CIMultiDict[str]) -> None:
+        super().__init__(entry.body, entry.status, headers)
+        self.entry, self.cache_status = entry, status
 
 
 class GeoTable:
@@ -151,15 +148,9 @@ class Pop:
         self.origin = URL(args.origin.rstrip("/"))
         self.geo = GeoTable.load(args.geo, args.pop)
         self.cache = HttpCache(args.cache_mb << 20, args.cache_object_mb << 20)
-        self.handler_timeout_s = args.handler_timeout
-        self.staged_ttl_s = args.staged_ttl
-        self.spares = Spares(args.handler_memory_mb)
-        self.handler_memory_mb = args.handler_memory_mb
-        self.active: Deployment | None = None
-        self.active_token: str | None = None
-        self.staged: dict[str, Deployment] = {}
-        self.replaced: tuple[str, Deployment | None] | None = None  # (token, what it replaced)
-        self.versions = 0
+        self.handlers = Handlers(
+            self, args.handler_timeout, args.handler_memory_mb, args.staged_ttl
+        )
         self.revalidating: set[str] = set()
         self.background: set[asyncio.Task[Any]] = set()
         self.session: aiohttp.ClientSession | None = None
@@ -172,15 +163,12 @@ class Pop:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60),
             auto_decompress=False,
         )
-        self.spares.prepare()  # a deploy then loads code into a running process
+        self.handlers.start()
 
     async def stop(self, app: web.Application) -> None:
         for task in list(self.background):
             task.cancel()
-        await self.spares.close()
-        for deployment in [self.active, *self.staged.values(), *self.replaced_deployment()]:
-            if deployment:
-                deployment.worker.kill("the PoP stopped")
+        await self.handlers.close()
         if self.session:
             await self.session.close()
 
@@ -190,18 +178,18 @@ class Pop:
         """Every client request comes in here."""
         if self.is_loop(web_request):
             return self.loop_detected(web_request)
-        deployment = self.active
-        params = deployment.matches(web_request.path) if deployment else None
-        if params is None:  # no handler for this path: a plain caching proxy
+        handler = self.handlers.matching(web_request.path)
+        if handler is None:  # no handler for this path: a plain caching proxy
             hit = self.fresh_hit(web_request)
             if hit is not None:
                 return hit
             request = await self.incoming(web_request, web_request.rel_url)
             response = await self.fetch(request)
         else:
+            deployment, params = handler
             request = await self.incoming(web_request, web_request.url)
             request.params = params
-            response = await self.run_handler(deployment, request)
+            response = await self.handlers.run(deployment, request)
         return await self.send(web_request, response)
 
     def is_loop(self, web_request: web.Request) -> bool:
@@ -247,70 +235,6 @@ class Pop:
         ip = web_request.remote
         return Request(url, web_request.method, web_request.headers, body, self.geo.lookup(ip), ip)
 
-    async def run_handler(self, deployment: Deployment, request: Request) -> Response:
-        """The handler's answer from its worker, or a 5xx that says why not."""
-        try:
-            worker = await self.live_worker(deployment)
-            return await worker.handle(request, deployment.timeout_s)
-        except HandlerFailed as failure:
-            return self.handler_failed(request, failure.status, failure.reason, failure.trace)
-
-    async def live_worker(self, deployment: Deployment) -> Worker:
-        """The deployment's worker; a new one (the handler loaded again) if it died."""
-        async with deployment.lock:
-            if not deployment.worker.alive:
-                died = deployment.worker.death
-                worker = await self.spares.take()
-                try:
-                    await self.load(
-                        worker, deployment.source, deployment.config, deployment.matcher_given
-                    )
-                except LoadError as error:
-                    raise HandlerFailed(500, f"the handler failed to load again: {error}") from None
-                deployment.worker = worker
-                deployment.restarts += 1
-                self.metrics.count("handler_restarts")
-                self.log("handler_restarted", "warning", why=died, version=deployment.version)
-        return deployment.worker
-
-    async def load(
-        self, worker: Worker, source: str, config: dict[str, Any], matcher: list[str] | None
-    ) -> dict[str, Any]:
-        return await worker.load(source, config, matcher, self.name, str(self.origin), self.binding)
-
-    async def binding(
-        self, op: str, request: Request | None, options: dict[str, Any], stored: Response | None
-    ) -> Response | None:
-        """What a handler's `env` bindings ask the PoP for (see kit/runtime/bindings.py)."""
-        assert request is not None
-        if op == "origin":
-            return await self.fetch(request, **options)
-        if op == "next":  # a middleware's next(): on to the cache and the origin
-            return await self.fetch(request)
-        if op == "fetch":
-            return await self.fetch_url(request, options.get("timeout_s"))
-        key, now = request.url.raw_path_qs, self.cache.clock()
-        if op == "cache.match":
-            entry = self.cache.lookup(key, request.headers)
-            fresh = entry is not None and entry.state(now) is State.FRESH
-            return self.from_cache(entry, "HIT") if fresh else None
-        if op == "cache.put" and stored is not None:
-            body = await stored.read()
-            entry = self.cache.store(key, request.headers, stored.status, stored.headers, body, now)
-            return Response(b"", 201) if entry is not None else None
-        if op == "cache.delete":
-            self.cache.invalidate(key)
-            return None
-        raise ValueError(f"no binding operation {op!r}")
-
-    def handler_failed(
-        self, request: Request, status: int, reason: str, trace: str = ""
-    ) -> Response:
-        self.log("handler_error", "error", path=request.path, reason=reason, trace=trace)
-        self.metrics.count("handler_errors")
-        body = f"edge handler error at PoP {self.name}: {reason}\n"
-        return Response.text(body, status, {"x-kit-error": "handler"})
-
     def in_background(self, work: Coroutine[Any, Any, Any], limit_s: float) -> None:
         async def run() -> None:
             try:
@@ -347,13 +271,11 @@ class Pop:
                 return self.from_cache(entry, "STALE")
         return await self.fetch_and_store(key, request, entry)
 
-    def from_cache(self, entry: Entry, status: str) -> Response:
+    def from_cache(self, entry: Entry, status: str) -> Cached:
         self.metrics.cache[status.lower()] += 1
         headers = CIMultiDict(entry.headers)
         headers["Age"] = str(int(entry.age(self.cache.clock())))
-        response = Response(entry.body, entry.status, headers)
-        response.cache_status, response.entry = status, entry  # type: ignore[attr-defined]
-        return response
+        return Cached(entry, status, headers)
 
     async def fetch_and_store(self, key: str, request: Request, entry: Entry | None) -> Response:
         """Go to the origin (conditionally if we hold a copy); store what may be stored."""
@@ -539,7 +461,7 @@ class Pop:
         if response.cache_status:
             headers["x-cache"] = response.cache_status
         if not response.is_stream:
-            entry: Entry | None = getattr(response, "entry", None)  # set by from_cache
+            entry = response.entry if isinstance(response, Cached) else None
             body = await response.read()
             return self.whole_body(web_request, response.status, headers, body, entry)
         encoding = self.choose_encoding(web_request, response.status, None, headers)
@@ -607,136 +529,6 @@ class Pop:
             self.cache.add_encoded(entry, encoding, compress(body, encoding))
         return entry.encoded[encoding]
 
-    # -- control endpoints ---------------------------------------------------
-
-    async def deploy_route(self, web_request: web.Request) -> web.Response:
-        """Stage a handler: load it into a worker next to the one serving (phase 1)."""
-        payload = await web_request.json()
-        if not isinstance(payload, dict) or not isinstance(payload.get("source"), str):
-            return json_error(400, 'expected JSON {"source": "...python..."}')
-        config = payload.get("config") or {}
-        timeout_s = payload.get("timeout_s") or self.handler_timeout_s
-        matcher = payload.get("matcher")
-        if not isinstance(config, dict) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
-            return json_error(400, "config must be an object and timeout_s a positive number")
-        if matcher is not None and not (
-            isinstance(matcher, list) and all(isinstance(m, str) for m in matcher)
-        ):
-            return json_error(400, "matcher must be a list of path patterns")
-        worker = await self.spares.take()
-        try:
-            loaded = await self.load(worker, payload["source"], config, matcher)
-        except LoadError as error:
-            self.log("deploy_failed", "warning", reason=str(error), trace=error.trace)
-            return web.json_response(
-                {"ok": False, "pop": self.name, "error": error.as_dict()}, status=422
-            )
-        deployment = Deployment(
-            payload["source"], config, matcher, float(timeout_s), worker, loaded
-        )
-        token = uuid.uuid4().hex
-        self.staged[token] = deployment
-        asyncio.get_running_loop().call_later(self.staged_ttl_s, self.drop_staged, token, "expired")
-        result = {"ok": True, "pop": self.name, "token": token, **deployment.describe()}
-        result["worker_start_ms"] = round(worker.start_ms, 3)
-        if payload.get("activate", True):
-            result.update(self.activate(token))
-        return web.json_response(result)
-
-    def activate(self, token: str) -> dict[str, Any]:
-        """Serve a staged handler (phase 2); keep what it replaced for a rollback."""
-        deployment = self.staged.pop(token)
-        self.versions += 1
-        deployment.version, deployment.deployed_at = self.versions, time.time()
-        self.retire_replaced()
-        self.replaced = (token, self.active)
-        asyncio.get_running_loop().call_later(ROLLBACK_WINDOW_S, self.retire_replaced, token)
-        self.active, self.active_token = deployment, token
-        self.log("deployed", **deployment.describe())
-        return {"ok": True, "pop": self.name, **deployment.describe()}
-
-    def replaced_deployment(self) -> list[Deployment]:
-        return [self.replaced[1]] if self.replaced and self.replaced[1] else []
-
-    def retire_replaced(self, token: str | None = None) -> None:
-        """Stop the worker of the version last replaced (all of them if token is None)."""
-        if self.replaced and (token is None or self.replaced[0] == token):
-            for old in self.replaced_deployment():
-                self.in_background(self.retire(old), ROLLBACK_WINDOW_S)
-            self.replaced = None
-
-    async def retire(self, deployment: Deployment) -> None:
-        """Let a replaced handler finish its requests, then stop its worker."""
-        deadline = time.monotonic() + deployment.timeout_s + 1
-        while deployment.worker.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        deployment.worker.kill(f"version {deployment.version} was replaced")
-
-    async def activate_route(self, web_request: web.Request) -> web.Response:
-        payload = await web_request.json()
-        token = payload.get("token") if isinstance(payload, dict) else None
-        if token not in self.staged:
-            return json_error(404, f"no staged handler with token {token!r} (expired?)")
-        return web.json_response(self.activate(token))
-
-    async def rollback_route(self, web_request: web.Request) -> web.Response:
-        """Undo an activation: serve again what the deploy with this token replaced."""
-        payload = await web_request.json()
-        token = payload.get("token") if isinstance(payload, dict) else None
-        if token is None or token != self.active_token or not self.replaced:
-            return json_error(409, f"deploy {token!r} is not the one serving: nothing to undo")
-        _, previous = self.replaced
-        self.replaced = None
-        undone, self.active = self.active, previous
-        self.active_token = None
-        if undone:
-            self.in_background(self.retire(undone), ROLLBACK_WINDOW_S)
-        self.log("rolled_back", version=previous.version if previous else None)
-        handler = previous.describe() if previous else None
-        return web.json_response({"ok": True, "pop": self.name, "handler": handler})
-
-    def drop_staged(self, token: str, why: str) -> bool:
-        deployment = self.staged.pop(token, None)
-        if deployment:
-            deployment.worker.kill(f"staged handler {why}")
-        return deployment is not None
-
-    async def drop_staged_route(self, web_request: web.Request) -> web.Response:
-        token = web_request.match_info["token"]
-        if not self.drop_staged(token, "withdrawn"):
-            return json_error(404, f"no staged handler with token {token!r}")
-        return web.json_response({"ok": True})
-
-    async def evict_route(self, web_request: web.Request) -> web.Response:
-        """Unload the active handler from its worker, as a platform evicts an idle isolate.
-
-        The next request that the handler serves loads it again into a new worker
-        (the spare): that request pays the cold start, as a platform defines it.
-        """
-        if not self.active:
-            return json_error(409, "no handler is deployed: nothing to evict")
-        self.active.worker.kill("evicted (the next request loads the handler again)")
-        return web.json_response({"ok": True, "pop": self.name, **self.active.describe()})
-
-    async def active_route(self, web_request: web.Request) -> web.Response:
-        if web_request.method == "DELETE":
-            if self.active:
-                self.in_background(self.retire(self.active), ROLLBACK_WINDOW_S)
-            self.active = self.active_token = None
-            self.log("undeployed")
-            return web.json_response({"ok": True, "pop": self.name, "handler": None})
-        handler = self.active.describe() if self.active else None
-        source = self.active.source if self.active else None
-        return web.json_response(
-            {"ok": True, "pop": self.name, "handler": handler, "source": source}
-        )
-
-    async def cache_route(self, web_request: web.Request) -> web.Response:
-        if web_request.method == "DELETE":
-            purged = self.cache.purge(web_request.query.get("prefix", ""))
-            return web.json_response({"ok": True, "purged": purged})
-        return web.json_response({"entries": len(self.cache), "bytes": self.cache.bytes})
-
 
 def main(argv: list[str] | None = None) -> None:
     cli = parser("pop", "A PoP: caching reverse proxy and edge handler runtime.")
@@ -768,15 +560,7 @@ def main(argv: list[str] | None = None) -> None:
     planes.data.on_startup.append(pop.start)
     planes.data.on_cleanup.append(pop.stop)
     planes.data.router.add_route("*", "/{tail:.*}", pop.entry)
-    control = planes.control.router
-    control.add_post(protocol.DEPLOY, pop.deploy_route)
-    control.add_route("GET", protocol.DEPLOY, pop.active_route)
-    control.add_route("DELETE", protocol.DEPLOY, pop.active_route)
-    control.add_post(protocol.ACTIVATE, pop.activate_route)
-    control.add_post(protocol.ROLLBACK, pop.rollback_route)
-    control.add_delete(protocol.STAGED, pop.drop_staged_route)
-    control.add_post(protocol.EVICT, pop.evict_route)
-    control.add_route("*", protocol.CACHE, pop.cache_route)
+    PopControl(pop).register(planes.control.router)
     serve(planes, args, log)
 
 
