@@ -41,9 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from kit.control import ControlError, call, deploy, protocol  # noqa: E402
 from kit.net.procs import stop_process  # noqa: E402
-from kit.runtime import control, deploy  # noqa: E402
-from kit.runtime.control import ControlError, call  # noqa: E402
 
 NGINX = "/usr/sbin/nginx"
 PRE_ISOLATION = "7fcf13d"  # the last commit whose PoP ran handlers in its own process
@@ -125,7 +124,7 @@ class KitService:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                call(self.target, "GET", control.HEALTH, timeout=1)
+                call(self.target, "GET", protocol.HEALTH, timeout=1)
                 return
             except ControlError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:

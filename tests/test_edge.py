@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from test_services_support import LoopbackEdge, Service, request, wait_until
 
+from kit.control import ControlError, DeployError, call, check_target, deploy, undeploy
+from kit.edge import start_edge
 from kit.net import World, WorldError
-from kit.net.edge import start_edge
 from kit.net.procs import ServiceError
-from kit.runtime import DeployError, deploy, undeploy
-from kit.runtime.control import ControlError, call, check_target
 
 GEO_REDIRECT = """
 async def fetch(request, env, ctx):

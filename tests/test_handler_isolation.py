@@ -28,8 +28,7 @@ from test_services_support import (
     wait_until,
 )
 
-from kit.runtime import DeployError, deploy, undeploy
-from kit.runtime.control import call
+from kit.control import DeployError, call, deploy, undeploy
 
 LIMIT_S = 2
 
@@ -232,7 +231,7 @@ def test_staged_handlers_expire(tmp_path):
 
 
 def control_status(service, path, payload):
-    from kit.runtime.control import request as control_request
+    from kit.control import request as control_request
 
     return control_request(service.control, "POST", path, {"token": payload["token"]})
 

@@ -5,9 +5,8 @@ import asyncio
 import pytest
 from test_services_support import LoopbackEdge, alive, metrics, request, wait_until
 
-from kit.runtime import DeployError, Request, Response, deploy, undeploy
-from kit.runtime.control import call
-from kit.runtime.deploy import handler_source
+from kit.control import DeployError, call, deploy, handler_source, undeploy
+from kit.runtime import Request, Response
 from kit.runtime.loader import LoadError, load_handler
 from kit.runtime.matcher import Matcher
 

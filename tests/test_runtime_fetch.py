@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from test_services_support import LoopbackEdge, alive, metrics, request
 
-from kit.runtime import deploy, undeploy
+from kit.control import deploy, undeploy
 
 TO_EU = """
 async def fetch(request, env, ctx):

@@ -16,8 +16,7 @@ from test_services_support import (
     wait_until,
 )
 
-from kit.runtime import deploy, undeploy
-from kit.runtime.control import call
+from kit.control import call, deploy, undeploy
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from kit import control
+from kit.control import call
 from kit.net.procs import stop_process
-from kit.runtime import control
-from kit.runtime.control import call
 
 REPO = Path(__file__).resolve().parent.parent
 

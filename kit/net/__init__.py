@@ -8,8 +8,8 @@ Modules, lowest first: ``cities`` (the latency data and its source), ``topology`
 (the description and address plan), ``routing`` (shortest paths, anycast),
 ``links`` and ``delayline`` (link emulation), ``registry`` (what a world created,
 and clean-up), ``procs`` (services on hosts), ``faults`` (schedules of faults),
-``world`` (the running world), ``fidelity`` (configured vs measured RTT), ``edge``
-(the kit's origin and PoP services started on a world, with their control sockets).
+``world`` (the running world), ``fidelity`` (configured vs measured RTT). The
+kit's services are started on a world one layer up, by ``kit.edge``.
 """
 
 from kit.net.topology import WorldSpec, WorldSpecError, default_world, parse_world

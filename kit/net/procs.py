@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kit.runtime import control
+from kit import control
 
 
 def stop_process(
@@ -51,7 +51,7 @@ def http_ok(world: Any, host: str, url: str) -> bool:
     ``unix:/path.sock`` (a control socket) its ``/_kit/health``."""
     if url.startswith(control.UNIX):
         try:
-            return control.request(url, "GET", control.HEALTH, timeout=1)[0] < 300
+            return control.request(url, "GET", control.protocol.HEALTH, timeout=1)[0] < 300
         except control.ControlError:
             return False
     p = world.popen(

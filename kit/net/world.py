@@ -59,7 +59,7 @@ from mininet.node import Host
 
 from kit.net import registry, routing
 from kit.net.links import Links, links_for, probe
-from kit.net.procs import Service
+from kit.net.procs import Service, wait_healthy
 from kit.net.topology import LinkParams, WorldSpec, backbone_subnet, default_world, parse_world
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -710,6 +710,21 @@ class World:
 
         ``argv[0] == "python"`` means this interpreter, by its absolute path.
         """
+        svc = self.launch_service(host, argv, name=name, health_url=health_url, env=env)
+        wait_healthy([svc], timeout)
+        return svc
+
+    def launch_service(
+        self,
+        host: str,
+        argv: list[str],
+        *,
+        name: str | None = None,
+        health_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Service:
+        """Start a service and return at once; ``kit.net.procs.wait_healthy`` waits
+        for several started side by side. It is the world's: ``stop()`` stops it."""
         self._require_running()
         if argv and argv[0] == "python":
             argv = [sys.executable, *argv[1:]]
@@ -717,7 +732,13 @@ class World:
             self, self._node_of(host), name or os.path.basename(argv[-1]), argv, health_url, env
         )
         self.services.append(svc)
-        return svc.start(timeout)
+        return svc.launch()
+
+    def stop_service(self, svc: Service) -> None:
+        """Stop one of the world's services before the world stops (safe to call twice)."""
+        svc.stop()
+        if svc in self.services:
+            self.services.remove(svc)
 
     def table(self) -> list[dict[str, str]]:
         """One row per node: name, kind, region, city, address."""

@@ -1,6 +1,7 @@
 """The edge runtime: what learners' edge handlers are written against.
 
-    from kit.runtime import Response, deploy
+    from kit.runtime import Response
+    from kit.control import deploy           # the notebook's side (kit.control)
 
     async def fetch(request, env, ctx):
         if request.path == "/maintenance":
@@ -12,26 +13,21 @@
 Modules: `http` (Request, Response, Geo), `bindings` (Env, Context, FetchError),
 `matcher` (Next.js-style path patterns), `loader` (compile a handler, report
 errors with line numbers), `worker` (the process a handler runs in, one per
-deployment, and `wire`, its messages to the PoP), `deploy` (ship a handler to
-PoPs from a notebook), `control` (the one client for services' control sockets).
-The PoP that runs and supervises handlers is `kit.services.pop`.
+deployment, and `wire`, its messages to the PoP). Shipping a handler to PoPs
+from a notebook is the control plane's job: `kit.control`. The PoP that runs
+and supervises handlers is `kit.services.pop`.
 """
 
 from kit.runtime.bindings import Context, Env, FetchError
-from kit.runtime.deploy import Deployed, DeployError, deploy, undeploy
 from kit.runtime.http import Geo, Request, Response
 from kit.runtime.matcher import Matcher
 
 __all__ = [
     "Context",
-    "DeployError",
-    "Deployed",
     "Env",
     "FetchError",
     "Geo",
     "Matcher",
     "Request",
     "Response",
-    "deploy",
-    "undeploy",
 ]

@@ -50,7 +50,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kit.runtime import control as protocol
+from kit.control import protocol
 from kit.services.guard import HTTP_LIMITS, Guard, log_errors_through
 
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)

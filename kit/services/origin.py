@@ -52,7 +52,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kit.runtime import control as protocol
+from kit.control import protocol
 from kit.services.cache import etag_matches
 from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
 

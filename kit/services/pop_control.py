@@ -2,8 +2,8 @@
 
 JSON in, JSON out; each route checks its input, asks `Handlers`
 (`pop_handlers.py`) or the cache to act, and says what happened. The paths are
-declared once, in `kit.runtime.control`, where the notebook's client
-(`kit.runtime.deploy`) finds them too:
+declared once, in `kit.control.protocol`, where the notebook's client
+(`kit.control.deploy`) finds them too:
 
     POST   DEPLOY     {"source", "config", "matcher", "timeout_s", "activate"}
                       load a handler into a worker; -> {"token", "cold_start_ms", ...}
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from kit.runtime import control as protocol
+from kit.control import protocol
 from kit.runtime.loader import LoadError
 from kit.services.common import json_error
 

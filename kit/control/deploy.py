@@ -1,6 +1,7 @@
 """Deploying a handler from a notebook to one, several or all PoPs.
 
-    from kit.runtime import deploy, Response
+    from kit.control import deploy
+    from kit.runtime import Response
 
     async def fetch(request, env, ctx):
         if request.path == "/maintenance":
@@ -41,7 +42,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kit.runtime import control
+from kit.control import client as control
+from kit.control import protocol
 
 Code = str | Callable[..., Any] | ModuleType | Iterable[Callable[..., Any]]
 Pops = str | Iterable[str] | Mapping[str, str]
@@ -147,19 +149,19 @@ def deploy(
     body = {"source": source, "config": config or {}, "timeout_s": timeout_s, "activate": False}
     if matcher is not None:  # the PoP uses it instead of the handler's config["matcher"]
         body["matcher"] = [matcher] if isinstance(matcher, str) else list(matcher)
-    staged = _on_all(targets, lambda t: _call(t, "POST", control.DEPLOY, body, http_timeout_s))
+    staged = _on_all(targets, lambda t: _call(t, "POST", protocol.DEPLOY, body, http_timeout_s))
     tokens = {pop: r["token"] for pop, r in staged.items() if r.get("ok")}
     failures = {pop: r.get("error", {}) for pop, r in staged.items() if not r.get("ok")}
     if failures:
         for pop, token in tokens.items():  # withdraw what this deploy staged, nothing else
-            _call(targets[pop], "DELETE", control.STAGED.format(token=token), None, http_timeout_s)
+            _call(targets[pop], "DELETE", protocol.STAGED.format(token=token), None, http_timeout_s)
         raise DeployError(_describe(failures), failures)
 
     by_target = {targets[pop]: token for pop, token in tokens.items()}
 
     def activate(target: str) -> dict[str, Any]:
         payload = {"token": by_target[target]}
-        return _call(target, "POST", control.ACTIVATE, payload, http_timeout_s)
+        return _call(target, "POST", protocol.ACTIVATE, payload, http_timeout_s)
 
     active = _on_all(targets, activate)
     failures = {pop: r.get("error", {}) for pop, r in active.items() if not r.get("ok")}
@@ -167,7 +169,7 @@ def deploy(
         for pop, result in active.items():  # all or nothing: undo the switch where it happened
             if result.get("ok"):
                 payload = {"token": tokens[pop]}
-                _call(targets[pop], "POST", control.ROLLBACK, payload, http_timeout_s)
+                _call(targets[pop], "POST", protocol.ROLLBACK, payload, http_timeout_s)
         message = "deploy failed while switching; the PoPs that switched were rolled back.\n"
         raise DeployError(message + _describe(failures), failures)
     return [
@@ -179,7 +181,7 @@ def deploy(
 def undeploy(pops: Pops, http_timeout_s: float = 30.0) -> None:
     """Remove the handler: the PoPs go back to being plain caching proxies."""
     targets = _targets(pops)
-    results = _on_all(targets, lambda t: _call(t, "DELETE", control.DEPLOY, None, http_timeout_s))
+    results = _on_all(targets, lambda t: _call(t, "DELETE", protocol.DEPLOY, None, http_timeout_s))
     failures = {pop: r.get("error", {}) for pop, r in results.items() if not r.get("ok")}
     if failures:
         raise DeployError(_describe(failures), failures)

@@ -1,8 +1,12 @@
 """The edge on a world: origins, and a PoP service on every PoP host.
 
+This is the glue between the layers below it: it starts `kit.services`
+processes (origin, pop) on the hosts of a `kit.net` world, and talks to them
+over their control sockets with `kit.control`.
+
     from kit.net import World
-    from kit.net.edge import start_edge
-    from kit.runtime import deploy
+    from kit.edge import start_edge
+    from kit.control import deploy
 
     with World() as world:
         edge = start_edge(world)                 # origin + every PoP, ~1 s
@@ -41,17 +45,15 @@ notebook cell run twice) stops the previous one first.
 from __future__ import annotations
 
 import json
-import sys
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kit.control import call, protocol
 from kit.net.procs import Service, wait_healthy
 from kit.net.world import World, WorldError
-from kit.runtime import control
-from kit.runtime.control import call
 
 _edges: weakref.WeakSet[Edge] = weakref.WeakSet()
 
@@ -101,12 +103,12 @@ class Edge:
 
     def metrics(self, name: str) -> dict[str, Any]:
         """A service's counters: requests, bytes, cache hits, origin fetches, latencies."""
-        return call(self.targets[self._service(name)], "GET", control.METRICS)
+        return call(self.targets[self._service(name)], "GET", protocol.METRICS)
 
     def reset_metrics(self) -> None:
         """Zero the counters of the origins and every PoP."""
         for target in self.targets.values():
-            call(target, "POST", control.METRICS_RESET)
+            call(target, "POST", protocol.METRICS_RESET)
 
     def purge(self, name: str | None = None, prefix: str = "") -> int:
         """Empty one PoP's cache (or every PoP's); ``prefix`` limits it to paths under it.
@@ -114,7 +116,7 @@ class Edge:
         Returns how many entries were removed.
         """
         names = [self._service(name, pops_only=True)] if name else list(self.pops)
-        path = f"{control.CACHE}?prefix={quote(prefix)}"
+        path = f"{protocol.CACHE}?prefix={quote(prefix)}"
         return sum(call(self.pops[n], "DELETE", path)["purged"] for n in names)
 
     def origin_config(
@@ -126,13 +128,13 @@ class Edge:
         """
         target = self.targets[self._origin(name or self.origin)]
         if changes is None:
-            return call(target, "GET", control.CONFIG)
-        return call(target, "POST", control.CONFIG, changes)
+            return call(target, "GET", protocol.CONFIG)
+        return call(target, "POST", protocol.CONFIG, changes)
 
     def evict(self, name: str) -> dict[str, Any]:
         """Unload a PoP's handler, as a platform evicts an idle isolate: the next request
         the handler serves there loads it again and pays the cold start."""
-        return call(self.pops[self._service(name, pops_only=True)], "POST", control.EVICT)
+        return call(self.pops[self._service(name, pops_only=True)], "POST", protocol.EVICT)
 
     def log(self, name: str, tail: int | None = 20) -> str:
         """The end of a service's log (a handler's traceback lands in its PoP's log)."""
@@ -147,9 +149,7 @@ class Edge:
     def stop(self) -> None:
         """Stop the origins and PoPs and remove their sockets; safe to call twice."""
         for svc in self.services.values():
-            svc.stop()
-            if svc in self.world.services:
-                self.world.services.remove(svc)
+            self.world.stop_service(svc)
         for target in self.targets.values():  # a service killed hard leaves its socket
             Path(target.removeprefix("unix:")).unlink(missing_ok=True)
         if self.world.record:  # the logs stay until the world stops, to be read
@@ -235,15 +235,12 @@ def start_edge(
         for host, argv in commands.items():
             control_socket = _socket_path(world, host)
             control_socket.unlink(missing_ok=True)  # left by a service killed hard
-            svc = Service(
-                world,
+            edge.services[host] = world.launch_service(
                 host,
-                argv[1].rpartition(".")[2],  # "pop" or "origin": its log is HOST.pop.log
-                [sys.executable, *argv, *common, "--unix", str(control_socket)],
+                ["python", *argv, *common, "--unix", str(control_socket)],
+                name=argv[1].rpartition(".")[2],  # "pop" or "origin": its log is HOST.pop.log
                 health_url=f"unix:{control_socket}",
             )
-            world.services.append(svc)
-            edge.services[host] = svc.launch()
         wait_healthy(list(edge.services.values()), timeout)
     except BaseException:
         edge.stop()

@@ -1,7 +1,7 @@
-"""Calling a service's control endpoints (`/_kit/...`) from a notebook.
+"""Calling a service's control endpoints (`protocol.py`) from a notebook.
 
-    call("unix:/tmp/edgelab-x/pop-tokyo.sock", "GET", METRICS)
-    call("http://127.0.0.1:8080", "POST", METRICS_RESET)
+    call("unix:/tmp/edgelab-x/pop-tokyo.sock", "GET", protocol.METRICS)
+    call("http://127.0.0.1:8080", "POST", protocol.METRICS_RESET)
 
 A target is where a service listens: an `http://host:port` URL, or
 `unix:/path/to.sock` for the Unix socket every world service also serves
@@ -21,19 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 UNIX = "unix:"
-
-# The control protocol: every path a service serves on its control socket, declared
-# once. The services register their routes from these names; the clients call them.
-HEALTH = "/_kit/health"  # GET: {"status": "ok", "service": ...}
-METRICS = "/_kit/metrics"  # GET: counters, cache outcomes, latency histogram
-METRICS_RESET = "/_kit/metrics/reset"  # POST: zero them
-CONFIG = "/_kit/config"  # origin. GET: its config; POST: merge changes into it
-CACHE = "/_kit/cache"  # pop. GET: size; DELETE ?prefix=/api: purge
-DEPLOY = "/_kit/deploy"  # pop. POST: stage a handler; GET: the active one; DELETE: remove it
-ACTIVATE = "/_kit/deploy/activate"  # pop. POST {"token"}: serve a staged handler
-ROLLBACK = "/_kit/deploy/rollback"  # pop. POST {"token"}: undo that activation
-STAGED = "/_kit/deploy/staged/{token}"  # pop. DELETE: drop one staged handler
-EVICT = "/_kit/deploy/evict"  # pop. POST: unload the handler; the next request loads it
 
 
 class ControlError(RuntimeError):

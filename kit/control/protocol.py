@@ -1,0 +1,17 @@
+"""The control protocol: every path a service serves on its control socket.
+
+Declared once: the services register their routes from these names
+(`kit/services/common.py`, `origin.py`, `pop_control.py`), and the clients
+(`client.py`, `deploy.py`, `kit.edge`) call them. Bodies are JSON both ways.
+"""
+
+HEALTH = "/_kit/health"  # GET: {"status": "ok", "service": ...}
+METRICS = "/_kit/metrics"  # GET: counters, cache outcomes, latency histogram
+METRICS_RESET = "/_kit/metrics/reset"  # POST: zero them
+CONFIG = "/_kit/config"  # origin. GET: its config; POST: merge changes into it
+CACHE = "/_kit/cache"  # pop. GET: size; DELETE ?prefix=/api: purge
+DEPLOY = "/_kit/deploy"  # pop. POST: stage a handler; GET: the active one; DELETE: remove it
+ACTIVATE = "/_kit/deploy/activate"  # pop. POST {"token"}: serve a staged handler
+ROLLBACK = "/_kit/deploy/rollback"  # pop. POST {"token"}: undo that activation
+STAGED = "/_kit/deploy/staged/{token}"  # pop. DELETE: drop one staged handler
+EVICT = "/_kit/deploy/evict"  # pop. POST: unload the handler; the next request loads it
