@@ -26,7 +26,6 @@ Prints a table and exits 0. Needs nginx (/usr/sbin/nginx) and wrk for (b).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -41,8 +40,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kit.control import ControlError, call, deploy, protocol  # noqa: E402
+from kit.control import deploy  # noqa: E402
 from kit.net.procs import stop_process  # noqa: E402
+from kit.services.launch import LocalService  # noqa: E402
 
 NGINX = "/usr/sbin/nginx"
 PRE_ISOLATION = "7fcf13d"  # the last commit whose PoP ran handlers in its own process
@@ -101,69 +101,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class KitService:
-    """`python -m kit.services.NAME` on 127.0.0.1 with a Unix control socket."""
-
-    def __init__(
-        self, name: str, tmp: Path, *args: str, core: str | None = None, code: Path = REPO
-    ) -> None:
-        self.unix = tmp / f"{name}-{time.monotonic_ns()}.sock"
-        self.log = tmp / f"{self.unix.stem}.log"
-        command = [sys.executable, "-m", f"kit.services.{name}", "--host", "127.0.0.1"]
-        command += ["--port", "0", "--log-sample", "0", "--unix", str(self.unix), *args]
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(
-                (pinned(core) if core else []) + command,
-                cwd=code,  # `python -m` imports `kit` from here first
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.target = f"unix:{self.unix}"
-
-    def wait_healthy(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                call(self.target, "GET", protocol.HEALTH, timeout=1)
-                return
-            except ControlError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"service did not start:\n{self.log.read_text()}") from None
-                time.sleep(0.002)
-
-    @property
-    def url(self) -> str:
-        for line in self.log.read_text().splitlines():
-            if line.startswith("{") and json.loads(line).get("event") == "listening":
-                return f"http://127.0.0.1:{json.loads(line)['port']}"
-        raise RuntimeError(f"no listening line in {self.log}")
-
-    def stop(self) -> None:
-        stop_process(self.proc, 10)
+def kit_service(
+    name: str, tmp: Path, *args: str, core: str | None = None, code: Path = REPO
+) -> LocalService:
+    """A kit service on 127.0.0.1 (pinned to ``core`` if given), started."""
+    return LocalService(name, *args, workdir=tmp, prefix=pinned(core) if core else (), code=code)
 
 
-def cold_start(tmp: Path, origin: KitService) -> dict[str, float]:
+def cold_start(tmp: Path, origin: LocalService) -> dict[str, float]:
     """Median ms: handler load at the PoP, deploy seen by the client, process start."""
-    pop = KitService("pop", tmp, "--pop", "bench", "--origin", origin.url)
+    pop = kit_service("pop", tmp, "--pop", "bench", "--origin", origin.url)
     try:
-        pop.wait_healthy()
         reported, seen = [], []
         for _ in range(DEPLOYS):
             started = time.perf_counter()
-            (result,) = deploy(HANDLER, pop.target)
+            (result,) = deploy(HANDLER, pop.control)
             seen.append((time.perf_counter() - started) * 1000)
             reported.append(result.cold_start_ms)
     finally:
         pop.stop()
     process = []
     for _ in range(PROCESS_STARTS):
-        started = time.perf_counter()
-        fresh = KitService("pop", tmp, "--pop", "bench", "--origin", origin.url)
-        try:
-            fresh.wait_healthy()
-            process.append((time.perf_counter() - started) * 1000)
-        finally:
-            fresh.stop()
+        started = time.perf_counter()  # until it listens on its port and its socket
+        fresh = kit_service("pop", tmp, "--pop", "bench", "--origin", origin.url)
+        process.append((time.perf_counter() - started) * 1000)
+        fresh.stop()
     return {
         "reported": statistics.median(reported),
         "seen": statistics.median(seen),
@@ -233,13 +195,12 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"{name:<{width}}  {value:>14}" for name, value in rows)
 
 
-def start_pop(tmp: Path, origin: KitService, handler: bool, code: Path = REPO) -> KitService:
+def start_pop(tmp: Path, origin: LocalService, handler: bool, code: Path = REPO) -> LocalService:
     """A PoP on the server core, with the pass-through handler deployed or none."""
     args = ("--pop", "bench", "--origin", origin.url)
-    pop = KitService("pop", tmp, *args, core=SERVER_CORE, code=code)
-    pop.wait_healthy()
+    pop = kit_service("pop", tmp, *args, core=SERVER_CORE, code=code)
     if handler:
-        deploy(PASS_THROUGH, pop.target)
+        deploy(PASS_THROUGH, pop.control)
     return pop
 
 
@@ -256,9 +217,9 @@ def pre_isolation_code(tmp: Path) -> Path | None:
     return home
 
 
-def hit_path_rows(tmp: Path, origin: KitService) -> list[tuple[str, str]]:
+def hit_path_rows(tmp: Path, origin: LocalService) -> list[tuple[str, str]]:
     """Every server up at once, measured in ROUNDS interleaved rounds: medians."""
-    servers: dict[str, KitService] = {}
+    servers: dict[str, LocalService] = {}
     nginx = None
     try:
         servers["plain"] = start_pop(tmp, origin, handler=False)
@@ -303,10 +264,9 @@ def hit_path_rows(tmp: Path, origin: KitService) -> list[tuple[str, str]]:
 
 def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="edgelab-bench-"))
-    origin = KitService("origin", tmp, core=SERVER_CORE)
+    origin = kit_service("origin", tmp, core=SERVER_CORE)
     rows: list[tuple[str, str]] = []
     try:
-        origin.wait_healthy()
         times = cold_start(tmp, origin)
         rows += [
             ("(a) handler deploy: load at the PoP", f"{times['reported']:.2f} ms"),

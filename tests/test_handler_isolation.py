@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from test_services_support import (
-    REPO,
     LoopbackEdge,
     Service,
     alive,
@@ -29,6 +28,7 @@ from test_services_support import (
 )
 
 from kit.control import DeployError, call, deploy, undeploy
+from kit.services.launch import REPO
 
 LIMIT_S = 2
 

@@ -7,56 +7,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from kit import control
 from kit.control import call
-from kit.net.procs import stop_process
+from kit.services.launch import LocalService
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-class Service:
-    """A `python -m kit.services.NAME` subprocess listening on a free port, with its
-    control plane on a Unix socket (`service.control`, a target for `control.call`)."""
-
-    def __init__(self, name: str, *args: str, workdir: str) -> None:
-        stem = Path(workdir) / f"{name}-{time.monotonic_ns()}"
-        self.log_path = stem.with_suffix(".log")
-        self.control = f"unix:{stem.with_suffix('.sock')}"
-        self.log_file = open(self.log_path, "w")
-        command = [sys.executable, "-m", f"kit.services.{name}"]
-        command += ["--host", "127.0.0.1", "--port", "0", "--log-sample", "0"]
-        command += ["--unix", self.control.removeprefix("unix:"), *args]
-        self.process = subprocess.Popen(
-            command, cwd=REPO, stdout=self.log_file, stderr=subprocess.STDOUT, env=os.environ
-        )
-        self.port = self._wait_for_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _wait_for_port(self) -> int:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            for line in self.log_path.read_text().splitlines():
-                if line.startswith("{") and json.loads(line).get("event") == "listening":
-                    return json.loads(line)["port"]
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-        raise RuntimeError(f"service did not start:\n{self.log_path.read_text()}")
-
-    def logs(self) -> list[dict]:
-        lines = self.log_path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def stop(self) -> None:
-        stop_process(self.process, 10)
-        self.log_file.close()
+Service = LocalService  # the tests' name for it
 
 
 class LoopbackEdge:
