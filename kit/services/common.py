@@ -11,7 +11,9 @@
 - `make_apps`: two aiohttp apps, one per plane (below), with body/header limits
   and a middleware that turns bad input into a 4xx with a reason, and any other
   exception into a JSON 500 (the traceback goes to the log, not the client).
-- `serve(planes, args)`: run them; prints `{"event": "listening", "port": N}`
+- `Served`: what every service is told on its command line (where to listen,
+  body limit, log sampling), typed; `Served.of(args)` reads it from `parser`'s.
+- `serve(planes, served)`: run them; prints `{"event": "listening", "port": N}`
   once both listen, so `--port 0` (any free port) can be used by tests.
 
 Two planes
@@ -56,6 +58,22 @@ from kit.services.guard import HTTP_LIMITS, Guard, log_errors_through
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 CONTROL_PREFIX = "/_kit/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Served:
+    """Where and how a service serves: the options every service shares."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    unix: str | None = None  # the control socket; None: no control plane
+    max_body_kb: int = 1024
+    log_sample: float = 0.01
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Served:
+        """From the options `parser` defines."""
+        return cls(args.host, args.port, args.unix, args.max_body_kb, args.log_sample)
 
 
 def parser(service: str, description: str) -> argparse.ArgumentParser:
@@ -182,16 +200,14 @@ class Planes:
     guard: Guard
 
 
-def make_apps(
-    service: str, args: argparse.Namespace, metrics: Metrics, log: Log, **health: Any
-) -> Planes:
+def make_apps(service: str, served: Served, metrics: Metrics, log: Log, **health: Any) -> Planes:
     """The two planes, with the shared middleware, health and metrics routes.
 
     A service adds its users' routes to `planes.data` and anything that changes
     it (deploys, config, purges) to `planes.control`.
     """
-    sample = args.log_sample
-    guard = Guard(log, max_body=args.max_body_kb * 1024)
+    sample = served.log_sample
+    guard = Guard(log, max_body=served.max_body_kb * 1024)
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -235,7 +251,7 @@ def make_apps(
     async def control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await _guarded(request, handler, log)
 
-    limit = args.max_body_kb * 1024
+    limit = served.max_body_kb * 1024
     data = web.Application(middlewares=[observe], client_max_size=limit)
     control = web.Application(middlewares=[control_errors], client_max_size=64 << 20)
 
@@ -282,7 +298,7 @@ async def _guarded(request: web.Request, handler: Handler, log: Log) -> web.Stre
         return json_error(500, f"internal error: {type(error).__name__}: {error}")
 
 
-async def _run(planes: Planes, args: argparse.Namespace, log: Log) -> None:
+async def _run(planes: Planes, served: Served, log: Log) -> None:
     log_errors_through(log)
     guard = planes.guard
     # access_log=None: the middleware logs (sampled); aiohttp's logger per request is slow
@@ -290,9 +306,9 @@ async def _run(planes: Planes, args: argparse.Namespace, log: Log) -> None:
     control = web.AppRunner(planes.control, access_log=None)
     await data.setup()
     await control.setup()
-    unix_path, unix_bound = getattr(args, "unix", None), False
+    unix_path, unix_bound = served.unix, False
     try:
-        port = await guard.listen(data, args.host, args.port)  # timeouts, shedding, checks
+        port = await guard.listen(data, served.host, served.port)  # timeouts, shedding, checks
         if unix_path:  # second: once the control socket answers, TCP is up too
             _remove_stale_socket(unix_path)
             old_umask = os.umask(0o177)  # the socket is born root-only (0600), no window
@@ -304,7 +320,7 @@ async def _run(planes: Planes, args: argparse.Namespace, log: Log) -> None:
         stop = asyncio.Event()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signal_number, stop.set)
-        log("listening", host=args.host, port=port, unix=unix_path)
+        log("listening", host=served.host, port=port, unix=unix_path)
         await stop.wait()
     finally:
         guard.close()
@@ -337,7 +353,7 @@ def _remove_socket(path: str) -> None:
         pass
 
 
-def serve(planes: Planes, args: argparse.Namespace, log: Log) -> None:
+def serve(planes: Planes, served: Served, log: Log) -> None:
     """Serve both planes until SIGINT or SIGTERM, then close connections and exit."""
-    asyncio.run(_run(planes, args, log))
+    asyncio.run(_run(planes, served, log))
     log("stopped")

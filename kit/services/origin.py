@@ -39,7 +39,6 @@ request overrides the think time for that request.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import fnmatch
 import hashlib
@@ -54,7 +53,7 @@ from aiohttp import web
 
 from kit.control import protocol
 from kit.services.cache import etag_matches
-from kit.services.common import Log, Metrics, json_error, make_apps, parser, serve
+from kit.services.common import Log, Metrics, Served, json_error, make_apps, parser, serve
 
 MAX_ASSET_BYTES = 64 << 20
 # Generated static bodies are kept for the next request, least recently used
@@ -100,11 +99,13 @@ def etag_of(body: bytes) -> str:
 class Origin:
     """The origin's state: its config and a cache of generated static bodies."""
 
-    def __init__(self, args: argparse.Namespace, log: Log, metrics: Metrics) -> None:
+    def __init__(
+        self, log: Log, metrics: Metrics, think_ms: float = 0.0, config_file: str | None = None
+    ) -> None:
         self.log, self.metrics = log, metrics
-        self.config: dict[str, Any] = {"think_ms": args.think_ms, "version": "v1", "rules": []}
-        if args.config:
-            with open(args.config) as file:
+        self.config: dict[str, Any] = {"think_ms": think_ms, "version": "v1", "rules": []}
+        if config_file:
+            with open(config_file) as file:
                 self.update(json.load(file))
         self.pool: tuple[int, asyncio.Semaphore] | None = None  # (size, semaphore)
         self.assets: OrderedDict[tuple[int, str], tuple[bytes, str]] = OrderedDict()
@@ -241,8 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     args = cli.parse_args(argv)
     log = Log("origin", origin=args.name)
     metrics = Metrics("origin", ("not_modified",), origin=args.name)
-    origin = Origin(args, log, metrics)
-    planes = make_apps("origin", args, metrics, log, origin=args.name)
+    origin = Origin(log, metrics, args.think_ms, args.config)
+    served = Served.of(args)
+    planes = make_apps("origin", served, metrics, log, origin=args.name)
 
     async def say_who_answered(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["x-origin"] = args.name
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     planes.data.on_response_prepare.append(say_who_answered)
     planes.data.router.add_route("*", "/{tail:.*}", origin.serve)
     planes.control.router.add_route("*", protocol.CONFIG, origin.config_route)
-    serve(planes, args, log)
+    serve(planes, served, log)
 
 
 if __name__ == "__main__":

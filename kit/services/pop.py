@@ -47,6 +47,7 @@ import ipaddress
 import json
 import traceback
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -57,7 +58,7 @@ from yarl import URL
 from kit.runtime.bindings import FetchError
 from kit.runtime.http import Geo, Request, Response
 from kit.services.cache import HOP_BY_HOP, Entry, HttpCache, State, etag_matches
-from kit.services.common import Log, Metrics, make_apps, parser, serve
+from kit.services.common import Log, Metrics, Served, make_apps, parser, serve
 from kit.services.encoding import compress, compress_stream, compressible, negotiate
 from kit.services.pop_control import PopControl
 from kit.services.pop_handlers import Handlers
@@ -139,17 +140,31 @@ class GeoTable:
         return geo
 
 
+@dataclass(frozen=True)
+class PopOptions:
+    """What a PoP is told on its command line (`main` says what each means)."""
+
+    name: str
+    origin: str
+    geo: str | None = None
+    handler_timeout_s: float = 10.0
+    handler_memory_mb: int = 128
+    staged_ttl_s: float = 60.0
+    cache_mb: int = 64
+    cache_object_mb: int = 8
+
+
 class Pop:
     """The PoP's state: cache, connection pool, geo table and deployed handler."""
 
-    def __init__(self, args: Any, log: Log, metrics: Metrics) -> None:
-        self.name, self.log, self.metrics = args.pop, log, metrics
+    def __init__(self, options: PopOptions, log: Log, metrics: Metrics) -> None:
+        self.name, self.log, self.metrics = options.name, log, metrics
         self.cdn_id = f"edgelab-{self.name}"  # this PoP's name in CDN-Loop (RFC 8586)
-        self.origin = URL(args.origin.rstrip("/"))
-        self.geo = GeoTable.load(args.geo, args.pop)
-        self.cache = HttpCache(args.cache_mb << 20, args.cache_object_mb << 20)
+        self.origin = URL(options.origin.rstrip("/"))
+        self.geo = GeoTable.load(options.geo, options.name)
+        self.cache = HttpCache(options.cache_mb << 20, options.cache_object_mb << 20)
         self.handlers = Handlers(
-            self, args.handler_timeout, args.handler_memory_mb, args.staged_ttl
+            self, options.handler_timeout_s, options.handler_memory_mb, options.staged_ttl_s
         )
         self.revalidating: set[str] = set()
         self.background: set[asyncio.Task[Any]] = set()
@@ -552,16 +567,27 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError("expected a URL such as http://10.0.0.10:8000")
     except ValueError as error:
         cli.error(f"--origin {args.origin}: {error}")
+    options = PopOptions(
+        args.pop,
+        args.origin,
+        args.geo,
+        args.handler_timeout,
+        args.handler_memory_mb,
+        args.staged_ttl,
+        args.cache_mb,
+        args.cache_object_mb,
+    )
     try:
-        pop = Pop(args, log, metrics)
+        pop = Pop(options, log, metrics)
     except (OSError, ValueError, KeyError) as error:
         cli.error(f"--geo: {error}")
-    planes = make_apps("pop", args, metrics, log, pop=args.pop, origin=args.origin)
+    served = Served.of(args)
+    planes = make_apps("pop", served, metrics, log, pop=args.pop, origin=args.origin)
     planes.data.on_startup.append(pop.start)
     planes.data.on_cleanup.append(pop.stop)
     planes.data.router.add_route("*", "/{tail:.*}", pop.entry)
     PopControl(pop).register(planes.control.router)
-    serve(planes, args, log)
+    serve(planes, served, log)
 
 
 if __name__ == "__main__":
