@@ -87,7 +87,7 @@ def test_the_origins_workers_limit_how_many_requests_it_serves_at_once():
 
     from test_services_support import LoopbackEdge, request
 
-    from kit.runtime.control import call
+    from kit.control import call
 
     edge = LoopbackEdge()
     try:
