@@ -99,7 +99,7 @@ class PopControl:
         return self.answer()
 
     async def evict(self, web_request: web.Request) -> web.Response:
-        evicted = self.handlers.evict()
+        evicted = await self.handlers.evict()
         if evicted is None:
             return json_error(409, "no handler is deployed: nothing to evict")
         return self.answer(**evicted.describe())

@@ -178,14 +178,17 @@ class Handlers:
             deployment.worker.kill(f"staged handler {why}")
         return deployment is not None
 
-    def evict(self) -> Deployment | None:
+    async def evict(self) -> Deployment | None:
         """Unload the serving handler, as a platform evicts an idle isolate.
 
         The next request that the handler serves loads it again into a new worker
         (the spare): that request pays the cold start, as a platform defines it.
+        Returns once a spare is ready, so that cold start is loading the handler,
+        not starting Python.
         """
         if self.active:
             self.active.worker.kill("evicted (the next request loads the handler again)")
+            await self.spares.ready()
         return self.active
 
     def undeploy(self) -> None:

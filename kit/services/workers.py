@@ -62,7 +62,9 @@ from kit.runtime.wire import (
 
 GRACE_S = 0.5  # a free event loop confirms a cancel well within this
 START_LIMIT_S = 20.0  # starting Python on a busy 2-core VM
-LOAD_LIMIT_S = 10.0  # running a handler's module once (its imports included)
+LOAD_LIMIT_S = 10.0
+SPARE_NICE = 10  # a spare worker starts at this CPU priority (see Spares)
+REFILL_AFTER_S = 0.05  # the next spare is forked this long after one is taken
 PR_SET_PDEATHSIG = 1
 
 # A binding served by the PoP: (op, request, options, response to store) -> answer.
@@ -85,8 +87,12 @@ class InFlight:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent(nice: int = 0) -> Callable[[], None]:
+    def in_child() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.nice(nice)
+
+    return in_child
 
 
 class Worker:
@@ -102,8 +108,8 @@ class Worker:
         self.bindings: Bindings | None = None
         self.source = ""
 
-    async def start(self) -> Worker:
-        """Start the process and wait until it says it is ready."""
+    async def start(self, nice: int = 0) -> Worker:
+        """Start the process (at CPU priority ``nice``) and wait until it says it is ready."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         dump_read, dump_write = os.pipe()
         os.set_blocking(dump_read, False)
@@ -114,7 +120,7 @@ class Worker:
                 + ["--dump-fd", str(dump_write), "--memory-mb", str(self.memory_mb)],
                 pass_fds=(theirs.fileno(), dump_write),
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent(nice),
             )
         finally:
             theirs.close()
@@ -346,35 +352,40 @@ class Worker:
 class Spares:
     """One started, idle worker kept ready, so a deploy does not wait for Python to start.
 
-    The next spare starts `REFILL_S` after one is taken, not at once: starting
-    Python takes a core for about 100 ms, and would slow the request or the
-    deploy that has just taken the spare (its cold start is what a chapter times).
+    The next spare starts just after one is taken (`REFILL_AFTER_S`: forking
+    happens in the PoP's process), at a lower CPU priority (nice `SPARE_NICE`):
+    starting Python takes a core for about 100 ms, and must not slow the request
+    or the deploy that has just taken the spare (its cold start is what a chapter
+    times). A spare that is taken gets normal priority.
     """
-
-    REFILL_S = 1.0
 
     def __init__(self, memory_mb: int) -> None:
         self.memory_mb = memory_mb
         self.next: asyncio.Task[Worker] | None = None
-        self.refill: asyncio.TimerHandle | None = None
 
     def prepare(self) -> None:
         if self.next is None:
-            self.next = asyncio.create_task(Worker(self.memory_mb).start())
+            self.next = asyncio.create_task(Worker(self.memory_mb).start(nice=SPARE_NICE))
+
+    async def ready(self) -> None:
+        """Wait until a spare is started and idle (without taking it)."""
+        self.prepare()
+        assert self.next is not None
+        await asyncio.shield(self.next)
 
     async def take(self) -> Worker:
-        """A ready worker (the spare if there is one); the next spare starts soon after."""
+        """A ready worker (the spare if there is one); the next spare starts right after."""
         self.prepare()
         assert self.next is not None
         task, self.next = self.next, None
-        if self.refill:
-            self.refill.cancel()
-        self.refill = asyncio.get_running_loop().call_later(self.REFILL_S, self.prepare)
-        return await task
+        # Forking Python is done in this process: after the request at hand is served.
+        asyncio.get_running_loop().call_later(REFILL_AFTER_S, self.prepare)
+        worker = await task
+        with contextlib.suppress(ProcessLookupError):
+            os.setpriority(os.PRIO_PROCESS, worker.proc.pid, 0)
+        return worker
 
     async def close(self) -> None:
-        if self.refill:
-            self.refill.cancel()
         if self.next is not None:
             task, self.next = self.next, None
             task.cancel()
