@@ -39,3 +39,18 @@ def test_a_netem_world_keeps_its_latencies():
     with World(links="netem") as w:
         rtts = sorted(w.ping("user-tokyo", "origin", count=50, interval=0.02))
         assert abs(rtts[25] - w.configured_rtt("user-tokyo", "origin")) < 1.0
+
+
+def test_a_delay_line_world_keeps_its_latencies_on_any_kernel():
+    """Forced, so the delay line is tested on kernels with netem too (the session world
+    there runs on netem)."""
+    from test_cleanup import small_world
+
+    with World(small_world("dl-forced"), links="delayline") as w:
+        assert w.mechanism == "delayline"
+        configured = w.configured_rtt("user-a", "user-b")
+        rtts = sorted(w.ping("user-a", "user-b", count=50, interval=0.02))
+        assert abs(rtts[25] - configured) < 1.0
+        w.set_link("a", "b", rtt_ms=60)  # a change reaches the running line
+        rtts = sorted(w.ping("user-a", "user-b", count=30, interval=0.02))
+        assert abs(rtts[15] - (configured + 40)) < 1.0
