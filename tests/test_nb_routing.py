@@ -10,7 +10,8 @@ import pandas as pd
 
 matplotlib.use("Agg")
 
-from kit.nb.routing_checks import RouterProbe, http_send  # noqa: E402
+from kit.nb.measure import http_request  # noqa: E402
+from kit.nb.routing_checks import RouterProbe  # noqa: E402
 from kit.nb.routing_plots import (  # noqa: E402
     anycast_before_during,
     routing_claims,
@@ -51,9 +52,10 @@ def test_made_up_rules_leave_a_user_for_rewrites():
     assert probe.users[probe.rewrite_user(rules)] not in taken
 
 
-def test_http_send_sends_method_body_and_parses_the_answer():
+def test_http_request_sends_method_body_and_parses_the_answer():
     world = FakeWorld()
-    got = http_send(world, "user-tokyo", "http://10.255.0.1/x", "PUT", "abc", {"x-a": "1"})
+    url = "http://10.255.0.1/x"
+    got = http_request(world, "user-tokyo", url, method="PUT", body="abc", headers={"x-a": "1"})
     assert got == {"status": 302, "headers": {"location": "https://x.example"}, "body": '{"a": 1}'}
     assert "-X PUT" in world.commands[0] and "--data-binary abc" in world.commands[0]
 

@@ -1,6 +1,5 @@
 """Chapter 01's measurements, plots and checks: kept out of the notebook's cells.
 
-    send(world, "user-london", "http://10.0.0.1/x?a=1", method="PUT", body="hi")
     plot_ttfb_per_user(ttfb, users, nearest)      # bars per user: origin vs nearest PoP
     check_edge_handler(world, edge, nearest, "/whoami")
     check_ttfb_model(model, world, edge, nearest)
@@ -33,39 +32,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from kit.nb.checks import expect, expect_close, expect_equal
-from kit.nb.measure import http_timing, http_timing_reused
+from kit.nb.measure import http_request, http_timing, http_timing_reused
 
 UNNAMED_USERS = ("user-vienna", "user-zurich")  # cities the chapter's prose never names
 
 
 def _word(rng: random.Random, n: int = 6) -> str:
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(n))
-
-
-def send(
-    world: Any,
-    host: str,
-    url: str,
-    *,
-    method: str = "GET",
-    headers: Mapping[str, str] | None = None,
-    body: str | None = None,
-    timeout: float = 10,
-) -> dict[str, Any]:
-    """One request from a world host: ``{"status", "headers", "body"}`` (any method)."""
-    args = ["curl", "-s", "-i", "-m", str(timeout), "-X", method]
-    for name, value in (headers or {}).items():
-        args += ["-H", f"{name}: {value}"]
-    if body is not None:
-        args += ["--data-binary", body]
-    raw = world.run(host, shlex.join([*args, url]), timeout + 5)
-    head, _, text = raw.replace("\r\n", "\n").partition("\n\n")
-    status_line, *lines = head.split("\n")
-    found = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        found[name.strip().lower()] = value.strip()
-    return {"status": int(status_line.split()[1]), "headers": found, "body": text}
 
 
 # -- 1 · TTFB per user ------------------------------------------------------------
@@ -323,7 +296,7 @@ def check_edge_handler(
             query = "&".join(f"{k}={v}" for k, v in req["query"].items())
             url = f"{edge.anycast_url}{req['path']}?{query}"
             what = f"{req['method']} {req['path']}?{query} from {user}"
-            response = send(
+            response = http_request(
                 world, user, url, method=req["method"], headers=req["headers"], body=req["body"]
             )
             expect(

@@ -22,7 +22,7 @@ puts configured and measured RTTs side by side.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from statistics import median
@@ -92,21 +92,46 @@ def http_timing_reused(
     return fresh, reused
 
 
-def http_get(
-    world: Any, host: str, url: str, headers: dict[str, str] | None = None, timeout: float = 10
+def http_request(
+    world: Any,
+    host: str,
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: str | None = None,
+    timeout: float = 10,
 ) -> dict[str, Any]:
-    """GET ``url`` from ``host``: ``{"status": int, "headers": {name: value}, "body": str}``."""
-    args = ["curl", "-s", "-i", "-m", str(timeout)]
+    """One request from ``host`` with curl: ``{"status", "headers", "body"}``.
+
+    Any method; ``body`` is sent as is; redirects are not followed; header names
+    come back in lower case. ``status`` is 0 when no answer came (curl timed out
+    or could not connect).
+    """
+    args = ["curl", "-s", "-i", "-m", str(timeout), "-X", method, "-H", "Expect:"]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
+    if body is not None:
+        args += ["--data-binary", body]
     raw = world.run(host, shlex.join([*args, url]), timeout + 5)
-    head, _, body = raw.replace("\r\n", "\n").partition("\n\n")  # world.run gives text
+    head, _, text = raw.replace("\r\n", "\n").partition("\n\n")  # world.run gives text
     status_line, *header_lines = head.split("\n")
     found = {}
     for line in header_lines:
         name, _, value = line.partition(":")
         found[name.strip().lower()] = value.strip()
-    return {"status": int(status_line.split()[1]), "headers": found, "body": body}
+    try:
+        status = int(status_line.split()[1])
+    except (IndexError, ValueError):
+        status = 0
+    return {"status": status, "headers": found, "body": text}
+
+
+def http_get(
+    world: Any, host: str, url: str, headers: dict[str, str] | None = None, timeout: float = 10
+) -> dict[str, Any]:
+    """GET ``url`` from ``host``: ``{"status": int, "headers": {name: value}, "body": str}``."""
+    return http_request(world, host, url, headers=headers, timeout=timeout)
 
 
 def measure_ttfb(

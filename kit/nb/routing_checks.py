@@ -15,58 +15,25 @@ router that only works for the examples a learner has read fails. What the
 origin received is read back from its `/api/echo` (method, query, headers and
 the body's `Content-Length`) or from the JSON path it answers for `/api/NAME`.
 
-`http_send(world, host, url, method=..., body=..., headers=...)` is the one
-HTTP client: curl on the host, any method, the answer as
-`{"status", "headers", "body"}` (no redirect followed).
+Requests go out with `kit.nb.measure.http_request` (curl on the host, any method,
+the answer as `{"status", "headers", "body"}`, no redirect followed).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import shlex
 import string
 from typing import Any, NamedTuple
 
 from yarl import URL
 
 from kit.nb.checks import expect, expect_equal
+from kit.nb.measure import http_request
 
 # Countries of the world's users, and which of them count as Europe in the chapter.
 EUROPE = ["AT", "BE", "CH", "DE", "DK", "ES", "FI", "FR", "GB", "IE", "IT", "NL", "NO", "PL"]
 TRUSTED = "x-client-country"
-
-
-def http_send(
-    world: Any,
-    host: str,
-    url: str,
-    method: str = "GET",
-    body: str | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 10,
-) -> dict[str, Any]:
-    """One request from a world host with curl: ``{"status", "headers", "body"}``.
-
-    ``body`` is sent as is (``--data-binary``); redirects are not followed.
-    """
-    args = ["curl", "-s", "-i", "-m", str(timeout), "-X", method, "-H", "Expect:"]
-    for name, value in (headers or {}).items():
-        args += ["-H", f"{name}: {value}"]
-    if body is not None:
-        args += ["--data-binary", body]
-    raw = world.run(host, shlex.join([*args, url]), timeout + 5)
-    head, _, text = raw.replace("\r\n", "\n").partition("\n\n")
-    status_line, *lines = head.split("\n")
-    found: dict[str, str] = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        found[name.strip().lower()] = value.strip()
-    try:
-        status = int(status_line.split()[1])
-    except (IndexError, ValueError):
-        status = 0  # no answer (curl timed out or could not connect)
-    return {"status": status, "headers": found, "body": text}
 
 
 def unreachable(url: str) -> str:
@@ -144,7 +111,7 @@ class RouterProbe:
         }
 
     def send(self, user: str, path: str, **options: Any) -> dict[str, Any]:
-        return http_send(self.world, user, self.url + path, **options)
+        return http_request(self.world, user, self.url + path, **options)
 
     def query(self) -> tuple[str, dict[str, str]]:
         """A fresh query string and what it parses to."""
