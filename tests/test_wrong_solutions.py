@@ -16,6 +16,16 @@ what went wrong, not only that something did. The rest is code that takes the
 place of the exercise cell's solution part (between `### BEGIN SOLUTION` and
 `### END SOLUTION`, at its indentation).
 
+A mistake in one line of a long solution is written as an edit of the solution,
+so the file holds only the mistake:
+
+    # instead of: return await env.fetch(nearest)
+        return await env.fetch(str(nearest.url))
+
+Each `# instead of:` names a line of the solution part (several in a row: that
+many consecutive lines); the lines below it, written relative to that line's
+indentation, take their place.
+
 The harness runs the chapter's solution once, in one kernel. At the check cell
 that follows an exercise, it runs each wrong solution in turn (the exercise
 cell with that code, then the check) and expects `CheckFailed` naming the
@@ -35,7 +45,7 @@ from nbclient import NotebookClient
 from test_notebooks import CELL_TIMEOUT_S, ROOT, assert_world_gone, error_of, is_check
 from test_notebooks import state as _state  # noqa: F401 — the fixture `state`, used below
 
-from kit.nb.notebooks import BEGIN, chapters, fill_source, read_notebook
+from kit.nb.notebooks import BEGIN, chapters, fill_source, read_notebook, solution_part
 
 state = _state  # pytest finds a fixture by its name in this module
 WRONG = Path(__file__).resolve().parent / "wrong"
@@ -51,6 +61,33 @@ class Wrong:
     rejected: str
     code: str
 
+    def code_for(self, solution: str) -> str:
+        """The wrong solution in full, given the solution part it edits (if it does)."""
+        lines = self.code.splitlines()
+        if not any(line.startswith(INSTEAD) for line in lines):
+            return self.code
+        result, edits = solution.splitlines(), []
+        for line in lines:  # (lines of the solution, lines that replace them)
+            if line.startswith(INSTEAD):
+                if not edits or edits[-1][1]:
+                    edits.append(([], []))
+                edits[-1][0].append(line.removeprefix(INSTEAD).strip())
+            elif edits:
+                edits[-1][1].append(line)
+        for old, new in edits:
+            stripped = [line.strip() for line in result]
+            starts = [i for i in range(len(result)) if stripped[i : i + len(old)] == old]
+            assert len(starts) == 1, (
+                f"{self.path.name}: {old[0]!r} is not one place of the solution"
+            )
+            at = starts[0]
+            indent = result[at][: len(result[at]) - len(result[at].lstrip())]
+            result[at : at + len(old)] = [indent + line if line else line for line in new]
+        return "\n".join(result)
+
+
+INSTEAD = "# instead of:"
+
 
 def read_wrong(path: Path) -> Wrong:
     text = path.read_text()
@@ -59,7 +96,9 @@ def read_wrong(path: Path) -> Wrong:
     mistake, _, rest = text[3:].partition('"""')
     fields: dict[str, str] = {}
     lines = rest.strip("\n").splitlines()
-    while lines and lines[0].startswith("# ") and ":" in lines[0]:
+    while (
+        lines and lines[0].startswith("# ") and ":" in lines[0] and not lines[0].startswith(INSTEAD)
+    ):
         key, _, value = lines.pop(0)[2:].partition(":")
         fields[key.strip()] = value.strip()
     if not {"exercise", "rejected"} <= set(fields):
@@ -143,7 +182,9 @@ def test_each_check_rejects_its_wrong_solutions(path, state):
                 if is_check(cell) and latest is not None:
                     name, exercise_index = latest
                     for w in wrong.get(name, []):
-                        source = fill_source(solution[exercise_index].source, w.code, str(w.path))
+                        original = solution[exercise_index].source
+                        code = w.code_for(solution_part(original))
+                        source = fill_source(original, code, str(w.path))
                         variant = nbformat.v4.new_code_cell(source)
                         client.execute_cell(variant, exercise_index)
                         trial = nbformat.v4.new_code_cell(cell.source)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -73,6 +74,14 @@ def fill_source(source: str, code: str, where: str = "cell") -> str:
     if inside:
         raise NotebookError(f"{where}: {BEGIN} without {END}")
     return "\n".join(out)
+
+
+def solution_part(source: str) -> str:
+    """The code between a cell's first BEGIN and END SOLUTION markers, dedented."""
+    lines = source.splitlines()
+    begin = next(i for i, line in enumerate(lines) if line.strip() == BEGIN)
+    end = next(i for i, line in enumerate(lines) if line.strip() == END)
+    return textwrap.dedent("\n".join(lines[begin + 1 : end]))
 
 
 def fingerprint(nb: NotebookNode) -> str:

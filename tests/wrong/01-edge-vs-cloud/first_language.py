@@ -1,18 +1,11 @@
 """Takes the first language in Accept-Language, ignoring the q weights."""
 # exercise: 01-whoami
 # rejected: field 'lang'
-body = await request.read()
+# instead of: preferences = []  # (q, tag) for each language in Accept-Language
+# instead of: for part in request.headers.get("Accept-Language", "").split(","):
+# instead of: tag, _, q = part.strip().partition(";q=")
+# instead of: if tag:
+# instead of: preferences.append((float(q or 1), tag))
 first = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip()
-return Response.json(
-    {
-        "pop": env.pop,
-        "city": request.geo.city,
-        "country": request.geo.country,
-        "method": request.method,
-        "path": request.path,
-        "query": dict(request.query),
-        "headers": {k: v for k, v in request.headers.items() if k.lower().startswith("x-")},
-        "body_bytes": len(body),
-        "lang": first or None,
-    }
-)
+# instead of: "lang": max(preferences)[1] if preferences else None,
+"lang": first or None,
