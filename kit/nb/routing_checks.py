@@ -36,6 +36,11 @@ EUROPE = ["AT", "BE", "CH", "DE", "DK", "ES", "FI", "FR", "GB", "IE", "IT", "NL"
 TRUSTED = "x-client-country"
 
 
+def _expect_no_redirect(got: dict[str, Any], what: str, expected: str, hint: str) -> None:
+    found = f"{got['status']} to {got['headers'].get('location')}"
+    expect(got["status"] not in (301, 302, 303, 307, 308), what, expected, found, hint=hint)
+
+
 def unreachable(url: str) -> str:
     """The same host on a port nothing listens on: a connection there is refused at once."""
     return str(URL(url).with_port(81))
@@ -149,14 +154,12 @@ class RouterProbe:
                 expect_equal(location, wanted, f"redirect: Location for {user} ({problem})")
                 for prefix in rule["except"]:
                     inside = f"{prefix.rstrip('/')}/{_word(self.rng)}"
-                    got = self.send(user, inside)
-                    expect(
-                        got["status"] not in (301, 302, 303, 307, 308),
+                    _expect_no_redirect(
+                        self.send(user, inside),
                         f"redirect exception: GET {inside} from {user} ({prefix} is an "
                         "exception of the rule)",
                         "no redirect: paths under an exception are not redirected",
-                        f"{got['status']} to {got['headers'].get('location')}",
-                        hint="look at the rule's 'except' list before redirecting",
+                        "look at the rule's 'except' list before redirecting",
                     )
                     lookalike = f"{prefix.rstrip('/')}{_word(self.rng, 4)}"
                     got = self.send(user, lookalike)
@@ -170,14 +173,12 @@ class RouterProbe:
                     )
             for user in self.users_in(rule["countries"], inside=False)[:3]:
                 path = f"/{_word(self.rng)}"
-                got = self.send(user, path)
-                expect(
-                    got["status"] not in (301, 302, 303, 307, 308),
+                _expect_no_redirect(
+                    self.send(user, path),
                     f"redirect: GET {path} from {user} (country {self.users[user]}, not in "
                     "the rule's countries)",
                     "no redirect",
-                    f"{got['status']} to {got['headers'].get('location')}",
-                    hint="only the rule's countries are redirected",
+                    "only the rule's countries are redirected",
                 )
 
     # -- rewrites ----------------------------------------------------------------

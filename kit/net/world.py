@@ -697,20 +697,14 @@ class World:
         return results
 
     def start_service(
-        self,
-        host: str,
-        argv: list[str],
-        *,
-        name: str | None = None,
-        health_url: str | None = None,
-        env: dict[str, str] | None = None,
-        timeout: float = 15.0,
+        self, host: str, argv: list[str], *, timeout: float = 15.0, **options: Any
     ) -> Service:
         """Start a long-running process on a host and wait for its health URL.
 
-        ``argv[0] == "python"`` means this interpreter, by its absolute path.
+        ``argv[0] == "python"`` means this interpreter, by its absolute path;
+        ``options`` are ``launch_service``'s (name, health_url, env).
         """
-        svc = self.launch_service(host, argv, name=name, health_url=health_url, env=env)
+        svc = self.launch_service(host, argv, **options)
         wait_healthy([svc], timeout)
         return svc
 

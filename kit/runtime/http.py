@@ -117,10 +117,9 @@ class Request(_HasBody):
         self.method = method.upper()
         self.headers: CIMultiDict[str] = CIMultiDict(headers or {})
         self._body = body.encode() if isinstance(body, str) else body
-        self._geo = geo
+        self._geo = geo or Geo()  # the PoP looks it up from the client's address
         self.client_ip = client_ip
         self.params: dict[str, str] = {}  # filled from the path matcher, e.g. ":slug"
-        self._geo_lookup: Callable[[], Geo] | None = None
 
     @property
     def path(self) -> str:
@@ -133,8 +132,6 @@ class Request(_HasBody):
     @property
     def geo(self) -> Geo:
         """The client's country, city and region, and the PoP that answered."""
-        if self._geo is None:
-            self._geo = self._geo_lookup() if self._geo_lookup else Geo()
         return self._geo
 
     def replace(
@@ -154,7 +151,7 @@ class Request(_HasBody):
             geo=self._geo,
             client_ip=self.client_ip,
         )
-        copy._geo_lookup, copy.params = self._geo_lookup, dict(self.params)
+        copy.params = dict(self.params)
         return copy
 
     def __repr__(self) -> str:

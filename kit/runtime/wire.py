@@ -142,13 +142,13 @@ class BodyStreams:
 
 def request_fields(request: Request) -> dict[str, Any]:
     """A Request's head as a JSON-able dict (the body travels separately)."""
-    geo = request._geo
+    geo = request.geo
     return {
         "method": request.method,
         "url": str(request.url),
         "headers": list(request.headers.items()),
         "client_ip": request.client_ip,
-        "geo": [geo.country, geo.city, geo.region, geo.pop] if geo else None,
+        "geo": [geo.country, geo.city, geo.region, geo.pop],
         "params": request.params,
     }
 
