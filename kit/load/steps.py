@@ -19,6 +19,8 @@ step's length, becomes `counted_per_s`, so the same table shows how much of the
 load reached the origin.
 
 Users are split evenly over the sources; each step gets `run_time_s` seconds.
+A chapter whose load is more than GETs (tokens, bodies, cookies) passes its own
+`locustfile` and its configuration as `env`, as `run_loads` takes them.
 `plot_steps` draws several such tables side by side (one line per table) so a
 chapter can show the pattern with and without the edge on the same axes.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -46,9 +49,14 @@ def step_load(
     paths: Iterable[str] = ("/",),
     wait_s: float = 0.1,
     counter: Callable[[], float] | None = None,
+    locustfile: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Run the load at each number of users in turn; one row per step (module docstring)."""
+    """Run the load at each number of users in turn; one row per step (module docstring).
+
+    `locustfile` and `env` replace the generic GET load, as in `run_loads`.
+    """
     sources = list(sources)
     rows = []
     for total in users:
@@ -62,6 +70,8 @@ def step_load(
             users=per_source,
             run_time_s=run_time_s,
             wait_s=wait_s,
+            locustfile=locustfile,
+            env=env,
             progress=progress,
         )
         elapsed = time.monotonic() - started
