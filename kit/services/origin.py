@@ -6,6 +6,9 @@ What it serves (GET/HEAD; deterministic unless said otherwise):
 
     /                     an HTML home page
     /page/NAME            an HTML page
+    /p/NAME               a personalised HTML page: it greets the user its `uid` cookie
+                          names ("Hello, guest" without one) and shows the variant the
+                          edge asked for in x-cohort, x-market and x-device, and the query
     /api/items/ID         a JSON item
     /api/time             JSON with the current time (changes every call)
     /api/echo             JSON describing the request (any method: headers, body size)
@@ -19,7 +22,8 @@ Every 200 carries a strong ETag (a hash of the body); a request whose
 If-None-Match matches gets 304 Not Modified (RFC 9110 §13.1.2).
 
 Default Cache-Control: static `public, max-age=86400`, pages
-`public, max-age=60`, API `no-store`. A lab changes behaviour in one place,
+`public, max-age=60` (personalised pages too: the mistake that makes a shared cache
+serve one user's greeting to the next), API `no-store`. A lab changes behaviour in one place,
 `POST /_kit/config` on the control socket (`--unix`), or `--config FILE` at
 start, with JSON such as
 
@@ -42,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import hashlib
+import html
 import json
 import random
 import re
@@ -143,6 +148,9 @@ class Origin:
         if path.startswith("/api/"):
             data = self.api(request, path.removeprefix("/api/"), version)
             return json.dumps(data).encode(), "application/json", "no-store"
+        if path.startswith("/p/"):
+            body = self.personal_page(request, path.removeprefix("/p/"), version)
+            return body.encode(), TEXT_TYPES["html"], "public, max-age=60"
         if path == "/" or path.startswith("/page/"):
             name = path.removeprefix("/page/") if path != "/" else "home"
             return self.page(name, version).encode(), TEXT_TYPES["html"], "public, max-age=60"
@@ -192,6 +200,21 @@ class Origin:
             f'<link rel="stylesheet" href="/static/10k.css"></head>'
             f"<body><h1>{name}</h1><p>version {version}</p><p>{' '.join(words)}</p>"
             f"<ul>{links}</ul></body></html>"
+        )
+
+    def personal_page(self, request: web.Request, name: str, version: str) -> str:
+        """A page that greets its user by the `uid` cookie and shows the edge's variant."""
+        user = request.cookies.get("uid") or "guest"
+        variant = " ".join(
+            f"{part}={html.escape(request.headers.get(f'x-{part}', '-'))}"
+            for part in ("cohort", "market", "device")
+        )
+        return (
+            f"<!doctype html><html><head><title>{html.escape(name)}</title></head><body>"
+            f'<h1>{html.escape(name)}</h1><p id="greeting">Hello, {html.escape(user)}</p>'
+            f'<p id="variant">{variant}</p>'
+            f'<p id="query">{html.escape(request.query_string)}</p><p>version {version}</p>'
+            "</body></html>"
         )
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
