@@ -6,6 +6,7 @@ fills it when a handler is deployed:
     env.origin   fetch from the origin:   await env.origin.fetch(request or "/path")
     env.fetch    fetch from any URL:      await env.fetch("http://10.0.0.2/api/x")
     env.cache    the PoP's HTTP cache:    await env.cache.match(request)
+    env.state    values kept at this PoP: await env.state.get("visits")
     env.config   the dict given to deploy(..., config={...})
     env.pop      the name of this PoP
 
@@ -18,6 +19,13 @@ PoP's shared connection pool. When it gets no answer (connection refused, time
 out) it raises `FetchError`, which a handler may catch; one it does not catch
 becomes a 502 that says why.
 
+`env.state` is where a handler keeps what must outlive one request, since a
+handler keeps nothing between requests itself: small JSON values by key, held
+by the PoP (not the worker, which may be replaced), for as long as this
+deployment serves there. Each PoP has its own: a value put at one PoP is not
+seen at another. `get` and `put` are separate calls, so two requests at one
+PoP that both read, change and write a key can interleave between them.
+
 `ctx.wait_until(coro)` hands work to the PoP to run after the response has been
 sent (logging, analytics, warming a cache), as in Cloudflare Workers.
 
@@ -29,6 +37,7 @@ the bindings below only shape the arguments.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -153,3 +162,26 @@ class CacheBinding:
 
     async def delete(self, target: Request | str) -> None:
         await self._calls("cache.delete", self._request(target))
+
+
+class StateBinding:
+    """`env.state`: small JSON values kept at this PoP between requests, by key.
+
+    seen = await env.state.get("greetings") or 0
+    await env.state.put("greetings", seen + 1, ttl_s=60)
+    """
+
+    def __init__(self, calls: Calls) -> None:
+        self._calls = calls
+
+    async def get(self, key: str) -> Any:
+        """The value put under `key` (a copy), or None if there is none (or it expired)."""
+        found = await self._calls("state.get", key=str(key))
+        return None if found is None else json.loads(await found.read())
+
+    async def put(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+        """Keep `value` (anything JSON can hold) under `key`, for `ttl_s` seconds if given."""
+        await self._calls("state.put", key=str(key), value=value, ttl_s=ttl_s)
+
+    async def delete(self, key: str) -> None:
+        await self._calls("state.delete", key=str(key))

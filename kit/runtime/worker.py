@@ -51,7 +51,15 @@ import time
 import traceback
 from typing import Any
 
-from kit.runtime.bindings import CacheBinding, Context, Env, FetchBinding, FetchError, OriginBinding
+from kit.runtime.bindings import (
+    CacheBinding,
+    Context,
+    Env,
+    FetchBinding,
+    FetchError,
+    OriginBinding,
+    StateBinding,
+)
 from kit.runtime.http import Request, Response
 from kit.runtime.loader import Handler, LoadError, error_reason, load_handler
 from kit.runtime.wire import (
@@ -116,6 +124,7 @@ class Worker:
             origin=OriginBinding(self.call, header["origin"]),
             fetch=FetchBinding(self.call),
             cache=CacheBinding(self.call),
+            state=StateBinding(self.call),
             config=header.get("config") or {},
             pop=header.get("pop"),
         )

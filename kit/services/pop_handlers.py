@@ -8,8 +8,14 @@ stuck, exited or was evicted) is replaced on the next request: the handler is
 loaded again into a spare worker.
 
 What a handler's `env` asks for (`env.origin.fetch`, `env.fetch`, `env.cache`,
-a middleware's `next()`) comes back from the worker as a call, and `binding`
-answers it with the PoP's own cache and connection pool.
+`env.state`, a middleware's `next()`) comes back from the worker as a call, and
+`binding` answers it with the PoP's own cache, connection pool and state.
+
+`env.state` lives here (`LocalState`), not in the worker: a worker that is
+replaced (stuck, evicted) finds the values again. Each activation starts with
+an empty one, so a new version of a handler never reads what an old one wrote.
+It is bounded (`STATE_KEYS` keys of at most `STATE_VALUE_BYTES` each, least
+recently used out first), since a handler can put a key per client.
 
 The deploy steps change which handler serves; the control plane
 (`pop_control.py`) calls them:
@@ -25,8 +31,10 @@ The deploy steps change which handler serves; the control plane
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from kit.runtime.http import Request, Response
@@ -38,6 +46,44 @@ if TYPE_CHECKING:
     from kit.services.pop import Pop
 
 ROLLBACK_WINDOW_S = 30.0  # a replaced handler's worker is kept this long, for a rollback
+STATE_KEYS = 100_000  # env.state: keys kept at one PoP
+STATE_VALUE_BYTES = 64 << 10  # env.state: the largest value, as JSON
+
+
+class LocalState:
+    """`env.state` at one PoP: JSON values by key, with expiry, least recently used out."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self.clock = clock
+        self.values: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+
+    def get(self, key: str) -> bytes | None:
+        found = self.values.get(key)
+        if found is None:
+            return None
+        value, expires = found
+        if expires is not None and self.clock() >= expires:
+            del self.values[key]
+            return None
+        self.values.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+        try:
+            data = json.dumps(value, allow_nan=False).encode()
+        except TypeError as error:
+            raise ValueError(f"env.state holds JSON values: {error}") from None
+        if len(data) > STATE_VALUE_BYTES:
+            raise ValueError(f"env.state value of {len(data)} bytes: at most {STATE_VALUE_BYTES}")
+        if ttl_s is not None and not ttl_s > 0:
+            raise ValueError(f"ttl_s must be a positive number of seconds, got {ttl_s!r}")
+        self.values[key] = (data, None if ttl_s is None else self.clock() + float(ttl_s))
+        self.values.move_to_end(key)
+        while len(self.values) > STATE_KEYS:
+            self.values.popitem(last=False)
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
 
 
 class Handlers:
@@ -51,6 +97,7 @@ class Handlers:
         self.staged: dict[str, Deployment] = {}
         self.replaced: tuple[str, Deployment | None] | None = None  # (token, what it replaced)
         self.versions = 0
+        self.state = LocalState()
 
     def start(self) -> None:
         self.spares.prepare()  # a deploy then loads code into a running process
@@ -105,6 +152,8 @@ class Handlers:
         self, op: str, request: Request | None, options: dict[str, Any], stored: Response | None
     ) -> Response | None:
         """What a handler's `env` bindings ask the PoP for (see kit/runtime/bindings.py)."""
+        if op.startswith("state."):
+            return self.state_binding(op, options)
         assert request is not None
         pop = self.pop
         if op == "origin":
@@ -124,6 +173,22 @@ class Handlers:
             return Response(b"", 201) if entry is not None else None
         if op == "cache.delete":
             pop.cache.invalidate(key)
+            return None
+        raise ValueError(f"no binding operation {op!r}")
+
+    def state_binding(self, op: str, options: dict[str, Any]) -> Response | None:
+        """`env.state`: get (the value as a JSON body, or None), put, delete."""
+        key = options.get("key")
+        if not isinstance(key, str):
+            raise ValueError(f"env.state keys are strings, got {key!r}")
+        if op == "state.get":
+            value = self.state.get(key)
+            return None if value is None else Response(value, 200)
+        if op == "state.put":
+            self.state.put(key, options.get("value"), options.get("ttl_s"))
+            return None
+        if op == "state.delete":
+            self.state.delete(key)
             return None
         raise ValueError(f"no binding operation {op!r}")
 
@@ -156,6 +221,7 @@ class Handlers:
         self.replaced = (token, self.active)
         asyncio.get_running_loop().call_later(ROLLBACK_WINDOW_S, self._retire_replaced, token)
         self.active, self.active_token = deployment, token
+        self.state = LocalState()  # a new version starts with nothing kept
         self.pop.log("deployed", **deployment.describe())
         return deployment
 
