@@ -8,10 +8,14 @@ Declared once: the services register their routes from these names
 HEALTH = "/_kit/health"  # GET: {"status": "ok", "service": ...}
 METRICS = "/_kit/metrics"  # GET: counters, cache outcomes, latency histogram
 METRICS_RESET = "/_kit/metrics/reset"  # POST: zero them
-CONFIG = "/_kit/config"  # origin. GET: its config; POST: merge changes into it
+CONFIG = "/_kit/config"  # origin, identity. GET: its config; POST: merge changes into it
 CACHE = "/_kit/cache"  # pop. GET: size; DELETE ?prefix=/api: purge
 DEPLOY = "/_kit/deploy"  # pop. POST: stage a handler; GET: the active one; DELETE: remove it
 ACTIVATE = "/_kit/deploy/activate"  # pop. POST {"token"}: serve a staged handler
 ROLLBACK = "/_kit/deploy/rollback"  # pop. POST {"token"}: undo that activation
 STAGED = "/_kit/deploy/staged/{token}"  # pop. DELETE: drop one staged handler
 EVICT = "/_kit/deploy/evict"  # pop. POST: unload the handler; the next request loads it
+IDENTITY_TOKEN = "/_kit/identity/token"  # identity. POST {claims, alg, headers, ttl_s}: a token
+IDENTITY_ROTATE = "/_kit/identity/rotate"  # identity. POST {retire_old}: a new signing key
+IDENTITY_KEYS = "/_kit/identity/keys"  # identity. GET: the signing kid and the JWKS
+QUOTA = "/_kit/quota"  # identity. DELETE: forget every quota counter
