@@ -36,6 +36,11 @@ start, with JSON such as
         {"match": "/page/slow", "think_ms": 500},
         {"match": "/api/broken", "status": 503}]}
 
+A request may carry a label its sender gave it, `x-traffic: forged` (lower-case
+letters, digits and dashes; at most 16 different labels): the origin counts
+each label it receives in its metrics as `traffic:LABEL`. A load test that
+mixes good and bad requests sees, at the origin, how many of each got there.
+
 A header set to null in a rule removes it (e.g. {"ETag": null}). POST merges the
 given keys into the config; `GET /_kit/config` shows it. `?think=MS` on any
 request overrides the think time for that request.
@@ -74,6 +79,8 @@ TEXT_TYPES = {
     "js": "application/javascript",
     "json": "application/json",
 }
+TRAFFIC_LABEL = re.compile(r"[a-z][a-z0-9-]{0,23}")
+TRAFFIC_LABELS = 16  # distinct labels counted; a label past that is not
 WORDS = "edge cache origin latency request region replica stale fresh network pop user".split()
 
 
@@ -218,6 +225,12 @@ class Origin:
         )
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
+        label = request.headers.get("x-traffic", "")
+        if TRAFFIC_LABEL.fullmatch(label):
+            name = f"traffic:{label}"
+            counted = [n for n in self.metrics.counters if n.startswith("traffic:")]
+            if name in counted or len(counted) < TRAFFIC_LABELS:
+                self.metrics.count(name)
         workers = self.config.get("workers")
         if not workers:
             return await self.respond(request)
