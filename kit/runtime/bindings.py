@@ -142,7 +142,22 @@ class FetchBinding:
 
 
 class CacheBinding:
-    """`env.cache`: the PoP's HTTP cache, like the Workers Cache API."""
+    """`env.cache`: the PoP's HTTP cache, like the Workers Cache API (`caches.default`).
+
+    The key is a Request or a URL; what counts is its path and query (a PoP serves
+    one site, so the host is ignored), and a handler may make up its own, e.g.
+    `"/thumbnails/cat.jpg?w=200"`. It is the same store `env.origin.fetch` and the
+    PoP itself use, and it follows the same rules (RFC 9111):
+
+    - `put` stores a response only if its headers allow it (Cache-Control, no
+      `Vary: *`, not a 206) and for as long as they say; `Set-Cookie` is never
+      stored. Only GET requests are keys: `put` with another method raises
+      ValueError, `match` and `delete` with one find nothing (as in Workers).
+    - `match` honours `Vary`: a stored response that varies on a header is found
+      only by a request with the same value of that header.
+    - Entries stay at this PoP; other PoPs have their own (as Cloudflare's cache is
+      per data centre).
+    """
 
     def __init__(self, calls: Calls) -> None:
         self._calls = calls
@@ -153,15 +168,26 @@ class CacheBinding:
 
     async def match(self, target: Request | str) -> Response | None:
         """The stored response if it is fresh, else None."""
-        return await self._calls("cache.match", self._request(target))
+        request = self._request(target)
+        if request.method not in ("GET", "HEAD"):
+            return None
+        return await self._calls("cache.match", request)
 
     async def put(self, target: Request | str, response: Response) -> bool:
         """Store a response (its Cache-Control decides for how long); True if stored."""
-        stored = await self._calls("cache.put", self._request(target), response=response)
+        request = self._request(target)
+        if request.method != "GET":
+            raise ValueError(f"env.cache.put: only GET requests are keys, not {request.method}")
+        stored = await self._calls("cache.put", request, response=response)
         return stored is not None and stored.ok
 
-    async def delete(self, target: Request | str) -> None:
-        await self._calls("cache.delete", self._request(target))
+    async def delete(self, target: Request | str) -> bool:
+        """Remove every stored variant of the key; True if there was one."""
+        request = self._request(target)
+        if request.method not in ("GET", "HEAD"):
+            return False
+        deleted = await self._calls("cache.delete", request)
+        return deleted is not None and deleted.ok
 
 
 class StateBinding:

@@ -172,8 +172,9 @@ class Handlers:
             entry = pop.cache.store(key, request.headers, stored.status, stored.headers, body, now)
             return Response(b"", 201) if entry is not None else None
         if op == "cache.delete":
+            found = key in pop.cache.variants
             pop.cache.invalidate(key)
-            return None
+            return Response(b"", 200) if found else None
         raise ValueError(f"no binding operation {op!r}")
 
     def state_binding(self, op: str, options: dict[str, Any]) -> Response | None:
