@@ -30,6 +30,7 @@ LAYERS = {
     "test_nb_world": "world",
     "test_world": "world",
     "test_edge": "loopback",
+    "test_edge_fuzz": "loopback",
     "test_handler_isolation": "loopback",
     "test_hostile_http": "loopback",
     "test_load": "loopback",

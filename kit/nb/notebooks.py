@@ -25,6 +25,7 @@ and ``reset``).
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 import textwrap
@@ -129,3 +130,28 @@ def chapters(solutions_dir: Path) -> list[Path]:
 def release_text(solution_path: Path) -> str:
     """The exercise notebook generated from one solution file, as text."""
     return notebook_text(strip_notebook(read_notebook(solution_path), solution_path.name))
+
+
+def exercise_handler(solution_path: Path, *exercises: str) -> str:
+    """The functions the named exercise cells define, as one handler module's source.
+
+    Tests and benchmarks deploy a chapter's reference handler as the learner would:
+    the cells' function definitions (what `deploy([helper, handler], ...)` ships),
+    in the order given, the last one the entry point.
+    """
+    cells = {cell.metadata.get("exercise"): cell for cell in read_notebook(solution_path).cells}
+    parts: list[str] = []
+    entry: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    for name in exercises:
+        if name not in cells:
+            raise NotebookError(f"{solution_path.name} has no exercise cell {name!r}")
+        tree = ast.parse(cells[name].source)
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                parts.append(ast.get_source_segment(cells[name].source, node) or "")
+                entry = node
+    if entry is None:
+        raise NotebookError(f"exercise cells {exercises} define no function")
+    kind = "middleware" if len(entry.args.args) == 4 else "fetch"  # the arity says which form
+    alias = "" if entry.name == kind else f"\n\n{kind} = {entry.name}\n"
+    return "\n\n\n".join(parts) + alias
