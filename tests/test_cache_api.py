@@ -17,6 +17,8 @@ from test_services_support import LoopbackEdge, metrics, request
 
 from kit.control import call, deploy, undeploy
 
+pytestmark = pytest.mark.loopback
+
 KEYED = """
 async def fetch(request, env, ctx):
     headers = request.headers.copy()

@@ -348,9 +348,10 @@ class PersonalProbe:
     def made_up_config(self) -> dict[str, Any]:
         """Weights far from equal (one of them 0) and markets for some of the users' countries."""
         names = [f"{word(self.rng, 4)}-{i}" for i in range(self.rng.randint(3, 4))]
-        while True:
-            weights = [self.rng.choice(range(5, 80, 5)) for _ in names[:-1]]
-            if max(weights) >= 2 * min(weights):
+        while True:  # far from equal, no cohort near all, and not percentages
+            weights = [self.rng.choice(range(10, 95, 5)) for _ in names[:-1]]
+            uneven = max(weights) >= 2 * min(weights) and max(weights) <= 0.85 * sum(weights)
+            if uneven and sum(weights) >= 130:
                 break
         split = dict(zip(names, [*weights, 0], strict=True))
         paused = names[-1]
@@ -397,6 +398,24 @@ class PersonalProbe:
             hint="read the cohorts and their weights from env.config (the check made up new "
             "ones): hint('04-personalise')",
         )
+        p = chi_square_p(counts, weights)
+        live = [name for name, weight in weights.items() if weight > 0]
+        top = max(counts.values()) / max(1, sum(counts.values()))
+        one = top > 0.95 and len(live) > 1  # no made-up weight is above 85%
+        expect(
+            p >= SIGNIFICANCE,
+            f"the cohort split of {SURVEY_USERS} users against the weights {weights} "
+            f"(chi-square test)",
+            f"a split that matches the weights: p ≥ {SIGNIFICANCE:g}",
+            f"p = {p:.2g}, counts {dict(counts)} "
+            + (
+                "(nearly everyone in one cohort: the first visitor's page served to all? the "
+                "cache key must hold the cohort)"
+                if one
+                else "(the weights are ignored, or the split is not uniform over the hash)"
+            ),
+            hint="each cohort's share of users must follow its weight: hint('04-personalise')",
+        )
         paused = [name for name, weight in weights.items() if weight == 0]
         expect(
             all(counts[name] == 0 for name in paused),
@@ -404,16 +423,6 @@ class PersonalProbe:
             "0",
             {name: counts[name] for name in paused},
             hint="a cohort with weight 0 gets nobody",
-        )
-        p = chi_square_p(counts, weights)
-        expect(
-            p >= SIGNIFICANCE,
-            f"the cohort split of {SURVEY_USERS} users against the weights {weights} "
-            f"(chi-square test)",
-            f"a split that matches the weights: p ≥ {SIGNIFICANCE:g}",
-            f"p = {p:.2g}, counts {dict(counts)} (the weights are ignored, or the split is "
-            "not uniform over the hash)",
-            hint="each cohort's share of users must follow its weight: hint('04-personalise')",
         )
 
     def sticky(self, redeploy: Callable[[], Any], users: int = 24, pause_s: float = 1.0) -> None:
@@ -450,9 +459,9 @@ class PersonalProbe:
 
     def cookies(self) -> None:
         """No uid: a new valid id, set for the whole site, greeted, sticky when it comes back."""
-        host, path = "user-zurich", self.path()
-        firsts = [visit(self.world, host, self.url + path, None, DESKTOP) for _ in range(2)]
-        for page in firsts:
+        host, paths = "user-zurich", [self.path(), self.path()]
+        firsts = [visit(self.world, host, self.url + path, None, DESKTOP) for path in paths]
+        for path, page in zip(paths, firsts, strict=True):
             new = page.new_id()
             expect(
                 page.status == 200 and new is not None and ID.fullmatch(new) is not None,
@@ -478,12 +487,12 @@ class PersonalProbe:
             )
         expect(
             firsts[0].new_id() != firsts[1].new_id(),
-            f"the ids given to two new visitors of {path}",
+            f"the ids given to two new visitors of {paths[0]} and {paths[1]}",
             "two different ids",
             f"both {firsts[0].new_id()!r}",
             hint="a new id must be new for every visitor (random, not derived from the page)",
         )
-        for page in firsts:
+        for path, page in zip(paths, firsts, strict=True):
             new = page.new_id()
             back = visit(self.world, "user-tokyo", self.url + path, new, DESKTOP)
             expect_equal(
@@ -631,7 +640,8 @@ class PersonalProbe:
                 page.query,
                 query,
                 f"the query on {self.pages}/{name}?{query}",
-                hint="the cache key dropped the query string: another query's page came back",
+                hint="the cache key dropped the query string (or the whole URL): another "
+                "query's page came back",
             )
         for other in (word(self.rng), word(self.rng)):
             page = visit(self.world, host, self.url + f"{self.pages}/{other}", uid, DESKTOP)
