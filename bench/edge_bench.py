@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,9 +134,10 @@ def cold_start(tmp: Path, origin: LocalService) -> dict[str, float]:
     }
 
 
-def wrk(url: str, seconds: int) -> float:
+def wrk(url: str, seconds: int, headers: Sequence[str] = ()) -> float:
     """Requests per second wrk measured (one thread, pinned to the load core)."""
     command = pinned(LOAD_CORE) + ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", url]
+    command += [option for header in headers for option in ("-H", header)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not found:
@@ -146,20 +148,24 @@ def wrk(url: str, seconds: int) -> float:
     return float(found[1])
 
 
-def served_from_cache(url: str) -> bool:
+def served_from_cache(url: str, headers: Sequence[str] = ()) -> bool:
     """Fetch twice; the second answer must say HIT (both servers send x-cache)."""
+    options = [option for header in headers for option in ("-H", header)]
     for _ in range(2):
         out = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-D", "-", url], capture_output=True, text=True
+            ["curl", "-s", "-o", "/dev/null", "-D", "-", *options, url],
+            capture_output=True,
+            text=True,
         ).stdout
     return bool(re.search(r"(?im)^x-cache: HIT", out))
 
 
-def throughput(url: str) -> float:
-    if not served_from_cache(url):
+def throughput(url: str, headers: Sequence[str] = ()) -> float:
+    """wrk's requests/s for a URL the server answers from its cache (after a warm-up)."""
+    if not served_from_cache(url, headers):
         raise RuntimeError(f"{url} is not served from the cache")
-    wrk(url, WARMUP_S)
-    return wrk(url, MEASURE_S)
+    wrk(url, WARMUP_S, headers)
+    return wrk(url, MEASURE_S, headers)
 
 
 def start_nginx(tmp: Path, origin_port: int) -> tuple[subprocess.Popen, str]:
