@@ -96,9 +96,10 @@ def bucket_cases(take: Take, rng: random.Random, rounds: int = 6) -> None:
         ok, bucket = _run(take, bucket, t, rate, burst)
         expect(
             ok,
-            f"{where}: one token's worth after five refused requests; the next request",
-            "allowed (a refused request costs nothing)",
-            "refused: the refused requests were counted",
+            f"{where}: five refused requests, then one token's worth of waiting in all; "
+            "the next request",
+            "allowed (tokens come back with time, and a refused request costs nothing)",
+            "refused",
             hint="hint('03-bucket')",
         )
         t += 1000 * burst / rate  # a long idle time
