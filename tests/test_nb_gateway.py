@@ -19,8 +19,9 @@ from test_services_support import LoopbackEdge, Service, request
 
 from kit.control import call, deploy, protocol, undeploy
 from kit.nb.checks import CheckFailed
-from kit.nb.gateway_checks import bucket_cases, reference_handler
+from kit.nb.gateway_checks import bucket_cases
 from kit.nb.gateway_plots import show_token
+from kit.nb.notebooks import exercise_handler
 from kit.nb.tokens import forgeries, malformed
 
 SOLUTION = Path(__file__).resolve().parents[1] / "solutions" / "03-api-gateway.ipynb"
@@ -84,7 +85,7 @@ def gated(tmp_path_factory):
         "max_depth": 8,
         "schemas": {"/api/echo": schema},
     }
-    deploy(reference_handler(SOLUTION), edge.pop.control, config=config)
+    deploy(exercise_handler(SOLUTION, "03-bucket", "03-gateway"), edge.pop.control, config=config)
     yield edge, idp, config
     undeploy(edge.pop.control)
     idp.stop()

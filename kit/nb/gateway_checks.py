@@ -29,12 +29,10 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from kit.nb.checks import CheckFailed, expect, expect_equal
 from kit.nb.measure import http_request
-from kit.nb.notebooks import read_notebook
 from kit.nb.tokens import forgeries, malformed
 
 WORDS = "amber basil cedar delta ember fjord grove haze iris juniper kelp lumen moss nectar".split()
@@ -479,17 +477,3 @@ class GatewayProbe:
         reached = now.get(key, 0) - self.origin_seen.get(key, 0)
         expect_equal(reached, 0, "requests the checks sent as bad that the origin received")
         return reached
-
-
-def reference_handler(
-    solution: Path, exercises: tuple[str, ...] = ("03-bucket", "03-gateway")
-) -> str:
-    """The deployable source of a chapter's exercise cells (each cell up to its deploy
-    call), e.g. the reference gateway and its bucket, for tests and benchmarks."""
-    cells = {c.metadata.get("exercise"): c.source for c in read_notebook(solution).cells}
-    parts = []
-    for name in exercises:
-        lines = cells[name].splitlines()
-        cut = next((i for i, line in enumerate(lines) if line.startswith("deploy(")), len(lines))
-        parts.append("\n".join(lines[:cut]).strip())
-    return "\n\n\n".join(parts) + "\n\n\nfetch = gateway\n"
