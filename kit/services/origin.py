@@ -15,6 +15,10 @@ What it serves (GET/HEAD; deterministic unless said otherwise):
     /api/ANYTHING         JSON naming the path
     /static/SIZE.EXT      SIZE bytes: 1k, 10k, 100k, 1m or a number up to 64m; EXT bin
                           is incompressible, txt/html/css/js/json compress well
+    /esi/...              pages made of fragments (`esi_content`): /esi/page/NAME?f=LAYOUT
+                          is the shell with ESI markup, /esi/whole/NAME?f=LAYOUT the same
+                          page rendered here, /esi/frag/NAME/TTL one fragment, /esi/user
+                          the personalised fragment
 
 Every response carries `x-origin: NAME` (`--name`, default "origin"), so a
 client can always see which origin answered, also through a PoP and its cache.
@@ -161,7 +165,79 @@ class Origin:
         if path == "/" or path.startswith("/page/"):
             name = path.removeprefix("/page/") if path != "/" else "home"
             return self.page(name, version).encode(), TEXT_TYPES["html"], "public, max-age=60"
+        if path.startswith("/esi/"):
+            return self.esi_content(request, path.removeprefix("/esi/"))
         raise web.HTTPNotFound(text=f"nothing at {path}")
+
+    # -- pages made of fragments (chapter 05) ---------------------------------
+
+    def esi_content(self, request: web.Request, path: str) -> tuple[bytes, str, str]:
+        """Pages made of fragments, for edge-side includes and streaming at the edge.
+
+        A layout lists a page's fragments in order, comma-separated: `NAME:TTL:THINK_MS`
+        is a fragment kept TTL seconds (0: `no-store`) that takes THINK_MS to render,
+        and `user` is the personalised fragment (it greets the `uid` cookie's user,
+        `private, no-store`). `/esi/page/NAME?f=LAYOUT` is the shell, marked for the
+        edge with `Surrogate-Control: content="ESI/1.0"` and an `<esi:include>` for
+        each fragment; `/esi/whole/NAME?f=LAYOUT` is the same page as the origin
+        renders it in full (`private, no-store`: it greets someone; its think time is
+        the request's `?think=`). Each fragment fetched is counted as `fragment:NAME`.
+        """
+        kind, _, rest = path.partition("/")
+        if kind == "user":
+            self.count_fragment("user")
+            user = html.escape(request.cookies.get("uid") or "guest")
+            return (
+                f'<p id="greeting">Hello, {user}</p>'.encode(),
+                TEXT_TYPES["html"],
+                "private, no-store",
+            )
+        if kind == "frag":
+            name, _, ttl = rest.partition("/")
+            if not re.fullmatch(r"[a-z0-9-]{1,40}", name) or not ttl.isdigit():
+                raise web.HTTPNotFound(text="a fragment is /esi/frag/NAME/TTL (a-z0-9-, seconds)")
+            self.count_fragment(name)
+            body = self.fragment(name)
+            cache = f"public, max-age={ttl}" if int(ttl) else "no-store"
+            return body.encode(), TEXT_TYPES["html"], cache
+        if kind not in ("page", "whole") or not rest:
+            raise web.HTTPNotFound(
+                text="nothing here: /esi/page/NAME, /esi/whole/NAME, /esi/frag/NAME/TTL"
+            )
+        parts = []
+        for spec in request.query.get("f", "").split(","):
+            if spec == "user":
+                src = "/esi/user"
+                inline = lambda: self.esi_content(request, "user")[0].decode()  # noqa: E731
+            else:
+                name, ttl, _think = (spec.split(":") + ["", ""])[:3]
+                src = f"/esi/frag/{name}/{ttl}?think={_think or 0}"
+                inline = lambda n=name: self.fragment(n)  # noqa: E731
+                if not re.fullmatch(r"[a-z0-9-]{1,40}", name) or not ttl.isdigit():
+                    raise web.HTTPBadRequest(
+                        text=f"bad fragment {spec!r}: NAME:TTL:THINK_MS or user"
+                    )
+            parts.append(inline() if kind == "whole" else f'<esi:include src="{src}"/>')
+        title = html.escape(rest)
+        shell = (
+            f"<!doctype html><html><head><title>{title}</title>"
+            f'<link rel="stylesheet" href="/static/10k.css"></head><body><h1>{title}</h1>'
+            f"<p>{' '.join(random.Random(rest).choices(WORDS, k=200))}</p>"
+        )
+        body = shell + "".join(f"<section>{part}</section>" for part in parts) + "</body></html>"
+        if kind == "whole":
+            return body.encode(), TEXT_TYPES["html"], "private, no-store"
+        return body.encode(), TEXT_TYPES["html"], "public, max-age=60"
+
+    @staticmethod
+    def fragment(name: str) -> str:
+        words = " ".join(random.Random(name).choices(WORDS, k=40))
+        return f'<div class="fragment" id="{name}">{name}: {words}</div>'
+
+    def count_fragment(self, name: str) -> None:
+        counted = sum(1 for n in self.metrics.counters if n.startswith("fragment:"))
+        if f"fragment:{name}" in self.metrics.counters or counted < 512:
+            self.metrics.count(f"fragment:{name}")
 
     def asset(self, size: int, extension: str) -> tuple[bytes, str]:
         """A static body and its type, from the store or made (and kept) now."""
@@ -257,6 +333,8 @@ class Origin:
         body, content_type, cache_control = self.content(request)
         headers = {"Content-Type": content_type, "Cache-Control": cache_control}
         headers["ETag"] = etag_of(body)
+        if request.path.startswith("/esi/page/"):
+            headers["Surrogate-Control"] = 'content="ESI/1.0"'
         for name, value in rule.get("headers", {}).items():
             if value is None:
                 headers.pop(name, None)
