@@ -20,7 +20,9 @@ load reached the origin.
 
 Users are split evenly over the sources; each step gets `run_time_s` seconds.
 A chapter whose load is more than GETs (tokens, bodies, cookies) passes its own
-`locustfile` and its configuration as `env`, as `run_loads` takes them.
+`locustfile` and its configuration as `env`, as `run_loads` takes them, and a
+chapter that needs more from each step than these columns (leaks counted apart
+from errors, a cache's hit ratio during the step) passes `observe`.
 `plot_steps` draws several such tables side by side (one line per table) so a
 chapter can show the pattern with and without the edge on the same axes.
 """
@@ -36,7 +38,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from kit.load.runner import run_loads
+from kit.load.runner import LoadResult, run_loads
 
 
 def step_load(
@@ -51,11 +53,14 @@ def step_load(
     counter: Callable[[], float] | None = None,
     locustfile: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    observe: Callable[[LoadResult], Mapping[str, Any]] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Run the load at each number of users in turn; one row per step (module docstring).
 
     `locustfile` and `env` replace the generic GET load, as in `run_loads`.
+    `observe` is called with each step's `LoadResult` as soon as the step ends; the
+    columns it returns are added to that step's row (or replace its own).
     """
     sources = list(sources)
     rows = []
@@ -90,6 +95,8 @@ def step_load(
         }
         if counter:
             row["counted_per_s"] = (counter() - before) / elapsed
+        if observe:
+            row.update(observe(result))
         rows.append(row)
     return pd.DataFrame(rows).set_index("users")
 

@@ -35,7 +35,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from kit.control import deploy
-from kit.load.runner import run_loads
+from kit.load import step_load
 from kit.nb.claims import Claim
 from kit.nb.measure import http_request, http_timing
 from kit.nb.tokens import forgeries
@@ -102,43 +102,24 @@ def abuse_load(
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Step the abuse load: (one row per step, as `step_load` gives them, with the
     origin's requests/s; how many requests of each kind reached the origin, counted there)."""
-    sources = list(sources)
-    rows = []
     reached_before = origin_traffic(edge)
-    for total in users:
-        per_source = max(1, total // len(sources))
-        origin_before, started = edge.metrics(edge.origin)["requests"], time.monotonic()
-        result = run_loads(
-            world,
-            sources,
-            target,
-            users=per_source,
-            run_time_s=run_time_s,
-            wait_s=wait_s,
-            locustfile=ABUSE_LOCUSTFILE,
-            env=env,
-        )
-        elapsed = time.monotonic() - started
-        everything = result.stats[result.stats["name"] == "Aggregated"]
-        requests, failures = everything["requests"].sum(), everything["failures"].sum()
-        rows.append(
-            {
-                "users": per_source * len(sources),
-                "rps": requests / run_time_s,
-                "p50": everything["p50"].max(),
-                "p95": everything["p95"].max(),
-                "p99": everything["p99"].max(),
-                "failures": int(failures),
-                "failure_pct": 100 * failures / max(1, requests),
-                "counted_per_s": (edge.metrics(edge.origin)["requests"] - origin_before) / elapsed,
-            }
-        )
+    steps = step_load(
+        world,
+        sources,
+        target,
+        users=users,
+        run_time_s=run_time_s,
+        wait_s=wait_s,
+        counter=lambda: edge.metrics(edge.origin)["requests"],
+        locustfile=ABUSE_LOCUSTFILE,
+        env=env,
+    )
     after = origin_traffic(edge)
     reached = pd.Series(
         {k: after.get(k, 0) - reached_before.get(k, 0) for k in KINDS}, name="reached the origin"
     )
     reached.index.name = "kind"
-    return pd.DataFrame(rows).set_index("users"), reached
+    return steps, reached
 
 
 def bad_reached(reached: pd.Series) -> int:

@@ -12,25 +12,23 @@ device, so most requests are a person's first view of a page, as on a real
 site. The locustfile counts a page that greets anyone but its visitor as a
 failure named "leak"; everything else that fails is an error.
 
-**One run per step.** `load_approach` steps the number of Locust users as
-`kit.load.step_load` does and returns the same columns (`rps`, `p50`, `p95`,
-`p99`, `failures`, `failure_pct`, `counted_per_s` = origin requests/s), so
-`plot_steps` draws it. It calls `run_loads` itself because this chapter also
-needs what `step_load` sums away: the leaks apart from the errors, the PoPs'
-cache hit ratio during each step (the PoPs' own counters, hits / (hits +
-misses)), and each city's p50/p95.
+**Stepped.** `load_approach` is `kit.load.step_load` (so `plot_steps` draws it,
+with `counted_per_s` = origin requests/s) plus what this chapter needs from each
+step, collected by its `observe`: the leaks apart from the errors, the PoPs'
+cache hit ratio during the step (their own counters, hits / (hits + misses)),
+and each city's p50/p95.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from kit.load.runner import LOCUSTFILES, run_loads
+from kit.load.runner import LOCUSTFILES, LoadResult
+from kit.load.steps import step_load
 from kit.nb.claims import Claim
 
 MANY_USERS = LOCUSTFILES / "many_users.py"
@@ -70,59 +68,49 @@ def load_approach(
     wait_s: float = 0.05,
 ) -> Approach:
     """Step Locust's users from `sources` to the anycast address (module docstring)."""
-    sources, paths = list(sources), list(paths)
-    env = {"LOAD_PATHS": ",".join(paths), "LOAD_VISITORS": str(visitors)}
-    env["LOAD_WAIT_S"] = str(wait_s)
-    origin = edge.origin
-    rows, cities = [], pd.DataFrame()
-    for total in users:
-        per_source = max(1, total // len(sources))
-        origin_before = edge.metrics(origin)["requests"]
-        hits_before, misses_before = _cache_counts(edge)
-        started = time.monotonic()
-        result = run_loads(
-            world,
-            sources,
-            edge.anycast_url,
-            users=per_source,
-            run_time_s=run_time_s,
-            locustfile=MANY_USERS,
-            env=env,
-            paths=paths,
-        )
-        elapsed = time.monotonic() - started
-        hits, misses = _cache_counts(edge)
+    env = {"LOAD_VISITORS": str(visitors)}
+    counts = [_cache_counts(edge)]  # the PoPs' hits and misses when each step began
+    cities = []
+
+    def observe(result: LoadResult) -> dict[str, float]:
+        (hits_before, misses_before), (hits, misses) = counts[-1], _cache_counts(edge)
+        counts.append((hits, misses))
         hits, misses = hits - hits_before, misses - misses_before
         stats = result.stats[result.stats["name"] == "Aggregated"].set_index("source")
         failures = result.failures
-        leaked = (
-            failures["error"].str.contains(LEAK) if len(failures) else pd.Series([], dtype=bool)
-        )
+        no_failures = pd.Series([], dtype=bool)
+        leaked = failures["error"].str.contains(LEAK) if len(failures) else no_failures
         leaks_by_city = failures[leaked].groupby("source")["occurrences"].sum()
-        requests = stats["requests"].sum()
-        leaks = int(leaks_by_city.sum())
-        rows.append(
-            {
-                "users": per_source * len(sources),
-                "rps": requests / run_time_s,
-                "p50": stats["p50"].max(),
-                "p95": stats["p95"].max(),
-                "p99": stats["p99"].max(),
-                "failures": int(stats["failures"].sum()) - leaks,
-                "failure_pct": 100 * (stats["failures"].sum() - leaks) / max(1, requests),
-                "leaks": leaks,
-                "leak_pct": 100 * leaks / max(1, requests),
-                "hit_ratio": hits / max(1, hits + misses),
-                "counted_per_s": (edge.metrics(origin)["requests"] - origin_before) / elapsed,
-            }
-        )
-        cities = stats[["requests", "p50", "p95"]].copy()
-        cities["leak_pct"] = [
-            100 * leaks_by_city.get(city, 0) / max(1, stats.loc[city, "requests"])
-            for city in cities.index
+        requests, leaks = stats["requests"].sum(), int(leaks_by_city.sum())
+        city = stats[["requests", "p50", "p95"]].copy()
+        city["leak_pct"] = [
+            100 * leaks_by_city.get(name, 0) / max(1, stats.loc[name, "requests"])
+            for name in city.index
         ]
-        cities.index = [city.removeprefix("user-") for city in cities.index]
-    return Approach(pd.DataFrame(rows).set_index("users"), cities)
+        city.index = [name.removeprefix("user-") for name in city.index]
+        cities.append(city)
+        return {  # a leak is not an error: counted apart
+            "failures": int(stats["failures"].sum()) - leaks,
+            "failure_pct": 100 * (stats["failures"].sum() - leaks) / max(1, requests),
+            "leaks": leaks,
+            "leak_pct": 100 * leaks / max(1, requests),
+            "hit_ratio": hits / max(1, hits + misses),
+        }
+
+    steps = step_load(
+        world,
+        sources,
+        edge.anycast_url,
+        users=users,
+        run_time_s=run_time_s,
+        paths=paths,
+        wait_s=wait_s,
+        counter=lambda: edge.metrics(edge.origin)["requests"],
+        locustfile=MANY_USERS,
+        env=env,
+        observe=observe,
+    )
+    return Approach(steps, cities[-1])
 
 
 def approaches_table(approaches: Mapping[str, Approach]) -> pd.DataFrame:
