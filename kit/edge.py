@@ -110,14 +110,37 @@ class Edge:
         for target in self.targets.values():
             call(target, "POST", protocol.METRICS_RESET)
 
-    def purge(self, name: str | None = None, prefix: str = "") -> int:
+    def purge(
+        self,
+        name: str | None = None,
+        prefix: str = "",
+        *,
+        url: str | None = None,
+        tag: str | None = None,
+    ) -> int:
         """Empty one PoP's cache (or every PoP's); ``prefix`` limits it to paths under it.
 
-        Returns how many entries were removed.
+        ``url="/a/b?c=1"`` purges that URL only (every variant of it), ``tag="blue"``
+        every response whose ``Surrogate-Key`` or ``Cache-Tag`` named it. Returns how
+        many entries were removed.
         """
         names = [self._service(name, pops_only=True)] if name else list(self.pops)
-        path = f"{protocol.CACHE}?prefix={quote(prefix)}"
+        if tag is not None:
+            path = f"{protocol.CACHE}?tag={quote(tag, safe='')}"
+        elif url is not None:
+            path = f"{protocol.CACHE}?url={quote(url, safe='')}"
+        else:
+            path = f"{protocol.CACHE}?prefix={quote(prefix)}"
         return sum(call(self.pops[n], "DELETE", path)["purged"] for n in names)
+
+    def rum(self, name: str) -> dict[str, Any]:
+        """A PoP's RUM collector: its sketches per region and metric (kit/services/rum.py)."""
+        return call(self.pops[self._service(name, pops_only=True)], "GET", protocol.RUM)
+
+    def reset_rum(self) -> None:
+        """Empty every PoP's RUM collector."""
+        for target in self.pops.values():
+            call(target, "DELETE", protocol.RUM)
 
     def origin_config(
         self, changes: dict[str, Any] | None = None, *, name: str | None = None

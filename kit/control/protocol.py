@@ -9,7 +9,8 @@ HEALTH = "/_kit/health"  # GET: {"status": "ok", "service": ...}
 METRICS = "/_kit/metrics"  # GET: counters, cache outcomes, latency histogram
 METRICS_RESET = "/_kit/metrics/reset"  # POST: zero them
 CONFIG = "/_kit/config"  # origin, identity. GET: its config; POST: merge changes into it
-CACHE = "/_kit/cache"  # pop. GET: size; DELETE ?prefix=/api: purge
+CACHE = "/_kit/cache"  # pop. GET: size; DELETE ?prefix=/api, ?url=/a?b or ?tag=T: purge
+RUM = "/_kit/rum"  # pop. GET: the RUM collector's sketches per region; DELETE: empty them
 DEPLOY = "/_kit/deploy"  # pop. POST: stage a handler; GET: the active one; DELETE: remove it
 ACTIVATE = "/_kit/deploy/activate"  # pop. POST {"token"}: serve a staged handler
 ROLLBACK = "/_kit/deploy/rollback"  # pop. POST {"token"}: undo that activation

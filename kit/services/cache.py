@@ -28,6 +28,16 @@ The rules, for a shared cache such as a CDN PoP:
   like CDNs do, an explicit stale-* directive is taken as the origin's
   permission to serve stale anyway, so `s-maxage=1, stale-while-revalidate=59`
   works as documented by Vercel and others.)
+- Targeted cache control (RFC 9213): `CDN-Cache-Control`, else
+  `Surrogate-Control` (Akamai's and Fastly's older field), takes the place of
+  `Cache-Control` for this cache's own decisions, with the same directives,
+  when it holds any (a `Surrogate-Control: content="ESI/1.0"` alone does not).
+  `Cache-Control` is left for browsers. The PoP sends neither surrogate field
+  on to clients (`NOT_TO_CLIENTS`); `CDN-Cache-Control` goes on, for caches
+  downstream, as RFC 9213 describes.
+- Tags: a response's `Surrogate-Key` (space-separated, Fastly) and `Cache-Tag`
+  (comma-separated, Cloudflare) name groups it belongs to; `purge_tag` drops
+  every stored response of a group, `purge_url` every variant of one URL.
 
 The store is a dict of URL -> variants, kept in least-recently-used order and
 bounded in bytes.
@@ -86,9 +96,42 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return etag.removeprefix("W/") in wanted
 
 
+TARGETED = ("CDN-Cache-Control", "Surrogate-Control")  # RFC 9213, most specific first
+NOT_CACHE_DIRECTIVES = {"content"}  # Surrogate-Control's ESI capability, not freshness
+
+
+def cache_directives(response: Headers) -> dict[str, str | None]:
+    """The directives this shared cache obeys: a targeted field's, else Cache-Control's.
+
+    `CDN-Cache-Control: max-age=600` with `Cache-Control: no-cache` is 600 s
+    fresh here and revalidated by browsers (RFC 9213 §2.1).
+    """
+    for name in TARGETED:
+        if name in response:
+            directives = parse_cache_control(", ".join(_values(response, name)))
+            if directives.keys() - NOT_CACHE_DIRECTIVES:
+                return directives
+    return parse_cache_control(response.get("Cache-Control"))
+
+
+def tags_of(response: Headers) -> frozenset[str]:
+    """The purge tags a response names: Surrogate-Key (spaces) and Cache-Tag (commas)."""
+    tags = {t for v in _values(response, "Surrogate-Key") for t in v.split()}
+    tags |= {t.strip() for v in _values(response, "Cache-Tag") for t in v.split(",")}
+    return frozenset(t for t in tags if t and len(t) <= 1024)
+
+
+def _values(headers: Headers, name: str) -> list[str]:
+    """Every value of a field (a multidict may hold several; a plain mapping one)."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall(name, ()))
+    return [headers[name]] if name in headers else []
+
+
 def storable(method: str, status: int, request: Headers, response: Headers) -> bool:
     """May a shared cache store this response at all? (RFC 9111 §3)"""
-    directives = parse_cache_control(response.get("Cache-Control"))
+    directives = cache_directives(response)
     if method != "GET" or status < 200 or status == 206:
         return False
     if "no-store" in directives or "private" in directives:
@@ -153,6 +196,8 @@ class Entry:
     last_modified: str | None = None
     encoded: dict[str, bytes] = field(default_factory=dict)  # compressed copies
     stored: bool = False  # in the cache now (an evicted entry may still be in use)
+    tags: frozenset[str] = frozenset()  # Surrogate-Key / Cache-Tag: what purge_tag finds
+    targeted: list[tuple[str, str]] = field(default_factory=list)  # surrogate fields, kept
 
     @property
     def size(self) -> int:
@@ -202,7 +247,10 @@ class Entry:
         updates = [(k, v) for k, v in response.items() if k.lower() not in unchanged]
         replaced = {k.lower() for k, _ in updates}
         self.headers = [(k, v) for k, v in self.headers if k.lower() not in replaced] + updates
-        _describe(self, _as_dict(self.headers), request_time, response_time)
+        new_targeted = [(k, v) for k, v in response.items() if k.lower() in SURROGATE]
+        if new_targeted:
+            self.targeted = new_targeted
+        _describe(self, _as_dict(self.headers + self.targeted), request_time, response_time)
 
 
 # Headers a 304 must not change in the stored response (RFC 9111 §3.2).
@@ -215,7 +263,7 @@ def _as_dict(headers: Iterable[tuple[str, str]]) -> Headers:
 
 def _describe(entry: Entry, headers: Headers, request_time: float, response_time: float) -> None:
     """Work out age, lifetime and directives once, when a response arrives."""
-    directives = parse_cache_control(headers.get("Cache-Control"))
+    directives = cache_directives(headers)
     date = http_date(headers.get("Date")) or response_time
     age_value = seconds({"age": headers.get("Age")}, "age") or 0.0
     apparent_age = max(0.0, response_time - date)  # §4.2.3
@@ -279,6 +327,8 @@ class HttpCache:
             vary=tuple((name, request.get(name)) for name in vary_names),
             request_time=request_time,
             response_time=response_time if response_time is not None else self.clock(),
+            tags=tags_of(response),
+            targeted=[(k, v) for k, v in response.items() if k.lower() in SURROGATE],
         )
         _describe(entry, response, request_time, entry.response_time)
         if entry.lifetime <= 0 and not (entry.etag or entry.last_modified or entry.stale_if_error):
@@ -327,6 +377,25 @@ class HttpCache:
             self.invalidate(key)
         return len(keys)
 
+    def purge_url(self, key: str) -> int:
+        """Drop every variant of one key (a URL's path and query); return how many went."""
+        count = len(self.variants.get(key, ()))
+        self.invalidate(key)
+        return count
+
+    def purge_tag(self, tag: str) -> int:
+        """Drop every stored response tagged `tag`; return how many went."""
+        count = 0
+        for key in list(self.variants):
+            variants = self.variants[key]
+            for entry in [e for e in variants if tag in e.tags]:
+                variants.remove(entry)
+                self._forget(entry)
+                count += 1
+            if not variants:
+                del self.variants[key]
+        return count
+
     def __len__(self) -> int:
         return sum(len(v) for v in self.variants.values())
 
@@ -335,4 +404,7 @@ class HttpCache:
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
 # What a stored response keeps none of: the above, the framing of the response it came
 # in, and cookies (one user's cookie must never be replayed to another).
-NOT_STORED = HOP_BY_HOP | {"transfer-encoding", "content-length", "set-cookie"}
+# The surrogate fields are for this cache: kept apart (Entry.targeted), sent on to no client.
+SURROGATE = {"surrogate-control", "surrogate-key", "cache-tag"}
+NOT_STORED = HOP_BY_HOP | {"transfer-encoding", "content-length", "set-cookie"} | SURROGATE
+NOT_TO_CLIENTS = SURROGATE

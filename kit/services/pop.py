@@ -57,18 +57,30 @@ from yarl import URL
 
 from kit.runtime.bindings import FetchError
 from kit.runtime.http import Geo, Request, Response
-from kit.services.cache import HOP_BY_HOP, Entry, HttpCache, State, etag_matches
+from kit.services import esi
+from kit.services.cache import (
+    HOP_BY_HOP,
+    NOT_TO_CLIENTS,
+    Entry,
+    HttpCache,
+    State,
+    etag_matches,
+)
 from kit.services.common import Log, Metrics, Served, make_apps, parser, serve
 from kit.services.encoding import compress, compress_stream, compressible, negotiate
 from kit.services.pop_control import PopControl
 from kit.services.pop_handlers import Handlers
+from kit.services.rum import MAX_BODY as BEACON_MAX_BODY
+from kit.services.rum import PATH as BEACON_PATH
+from kit.services.rum import Collector
 
 BUFFER_LIMIT = 256 << 10  # origin bodies up to this size (with a Content-Length) are read whole
 CHUNK = 64 << 10
 UPSTREAM_CONNECTIONS = 256
 NOT_FORWARDED = HOP_BY_HOP | {"host", "accept-encoding", "content-length", "transfer-encoding"}
 CLIENT_CONDITIONALS = {"if-none-match", "if-modified-since"}
-NOT_RETURNED = HOP_BY_HOP | {"transfer-encoding", "content-length"}
+NOT_RETURNED = HOP_BY_HOP | {"transfer-encoding", "content-length"} | NOT_TO_CLIENTS
+COLLAPSE_WAIT_S = 30.0  # a waiter goes to the origin itself if the first fetch takes longer
 
 
 POP_COUNTERS = (
@@ -80,6 +92,7 @@ POP_COUNTERS = (
     "fetch_bytes",
     "handler_errors",
     "handler_restarts",  # workers replaced after a handler got stuck or exited
+    "collapsed",  # misses that waited for another request's origin fetch (request collapsing)
     "loops",  # requests answered 508: they had passed this PoP before (CDN-Loop)
 )
 
@@ -167,6 +180,8 @@ class Pop:
             self, options.handler_timeout_s, options.handler_memory_mb, options.staged_ttl_s
         )
         self.revalidating: set[str] = set()
+        self.inflight: dict[str, asyncio.Future[None]] = {}  # key -> its miss being fetched
+        self.rum = Collector()  # beacons at BEACON_PATH (rum.py)
         self.background: set[asyncio.Task[Any]] = set()
         self.session: aiohttp.ClientSession | None = None
 
@@ -193,6 +208,8 @@ class Pop:
         """Every client request comes in here."""
         if self.is_loop(web_request):
             return self.loop_detected(web_request)
+        if web_request.path == BEACON_PATH:
+            return await self.beacon(web_request)
         handler = self.handlers.matching(web_request.path)
         if handler is None:  # no handler for this path: a plain caching proxy
             hit = self.fresh_hit(web_request)
@@ -200,12 +217,30 @@ class Pop:
                 return hit
             request = await self.incoming(web_request, web_request.rel_url)
             response = await self.fetch(request)
+            if esi.wants_esi(response):  # the origin asked: assemble (esi.py)
+                response = await esi.process(self, request, response)
         else:
             deployment, params = handler
             request = await self.incoming(web_request, web_request.url)
             request.params = params
             response = await self.handlers.run(deployment, request)
         return await self.send(web_request, response)
+
+    async def beacon(self, web_request: web.Request) -> web.Response:
+        """A RUM beacon (rum.py): read at most its limit, counted by the sender's region."""
+        headers = {"x-edge-pop": self.name}
+        if web_request.method != "POST":
+            return web.Response(status=405, text="beacons are POSTed\n", headers=headers)
+        body = await web_request.content.read(BEACON_MAX_BODY + 1)
+        region = self.geo.lookup(web_request.remote).region
+        status, text = self.rum.receive(body, region)
+        if status == 429:
+            headers["Retry-After"] = "1"
+        if status == 204:
+            return web.Response(status=204, headers=headers)
+        if status == 413 and web_request.transport:
+            headers["Connection"] = "close"  # the rest of the body is not read
+        return web.Response(status=status, text=text + "\n", headers=headers)
 
     def is_loop(self, web_request: web.Request) -> bool:
         """True if this request already passed this PoP (its id is in CDN-Loop)."""
@@ -237,8 +272,8 @@ class Pop:
             return None
         entry = self.cache.lookup(web_request.rel_url.raw_path_qs, web_request.headers)
         now = self.cache.clock()
-        if entry is None or entry.state(now) is not State.FRESH:
-            return None
+        if entry is None or entry.state(now) is not State.FRESH or esi.entry_wants_esi(entry):
+            return None  # (a page for ESI takes the full way, where it is assembled)
         self.metrics.cache["hit"] += 1
         headers = CIMultiDict(entry.headers)
         headers["Age"] = str(int(entry.age(now)))
@@ -284,7 +319,36 @@ class Pop:
             if state is State.STALE_WHILE_REVALIDATE:
                 self.revalidate_soon(key, request, entry)
                 return self.from_cache(entry, "STALE")
-        return await self.fetch_and_store(key, request, entry)
+        return await self.collapsed(key, request, entry)
+
+    async def collapsed(self, key: str, request: Request, entry: Entry | None) -> Response:
+        """Request collapsing: while one miss for a key is at the origin, others wait for it.
+
+        The first request for a key goes to the origin; the ones that arrive before
+        its answer wait, then look in the cache again and are served what it
+        stored (x-cache HIT, counted as `collapsed`). What could not be stored (a
+        private answer, a body still streaming) sends each waiter on its own way
+        to the origin, as Fastly's "hit-for-pass" does.
+        """
+        waiting = self.inflight.get(key)
+        if waiting is not None:
+            try:
+                async with asyncio.timeout(COLLAPSE_WAIT_S):
+                    await asyncio.shield(waiting)
+            except TimeoutError:
+                pass
+            again = self.cache.lookup(key, request.headers)
+            if again is not None and again.state(self.cache.clock()) is State.FRESH:
+                self.metrics.count("collapsed")
+                return self.from_cache(again, "HIT")
+            return await self.fetch_and_store(key, request, again or entry)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inflight[key] = done
+        try:
+            return await self.fetch_and_store(key, request, entry)
+        finally:
+            del self.inflight[key]
+            done.set_result(None)
 
     def from_cache(self, entry: Entry, status: str) -> Cached:
         self.metrics.cache[status.lower()] += 1

@@ -13,6 +13,9 @@ declared once, in `kit.control.protocol`, where the notebook's client
     POST   EVICT      unload the handler: the next request loads it (a cold start)
     GET    DEPLOY     the serving handler and its source;  DELETE DEPLOY  remove it
     GET    CACHE      cache size;  DELETE CACHE?prefix=/api  purge
+                      DELETE CACHE?url=/page/a  every variant of one URL (path and query)
+                      DELETE CACHE?tag=product-7  what carried Surrogate-Key/Cache-Tag: product-7
+    GET    RUM        the RUM collector's sketches (rum.py);  DELETE RUM  empty them
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class PopControl:
         router.add_delete(protocol.STAGED, self.drop)
         router.add_post(protocol.EVICT, self.evict)
         router.add_route("*", protocol.CACHE, self.cache)
+        router.add_route("GET", protocol.RUM, self.rum)
+        router.add_route("DELETE", protocol.RUM, self.rum)
 
     def answer(self, **fields: Any) -> web.Response:
         return web.json_response({"ok": True, "pop": self.pop.name, **fields})
@@ -117,8 +122,19 @@ class PopControl:
     async def cache(self, web_request: web.Request) -> web.Response:
         cache = self.pop.cache
         if web_request.method == "DELETE":
-            return self.answer(purged=cache.purge(web_request.query.get("prefix", "")))
+            query = web_request.query
+            if "tag" in query:
+                return self.answer(purged=cache.purge_tag(query["tag"]))
+            if "url" in query:
+                return self.answer(purged=cache.purge_url(query["url"]))
+            return self.answer(purged=cache.purge(query.get("prefix", "")))
         return web.json_response({"entries": len(cache), "bytes": cache.bytes})
+
+    async def rum(self, web_request: web.Request) -> web.Response:
+        if web_request.method == "DELETE":
+            self.pop.rum.reset()
+            return self.answer()
+        return self.answer(**self.pop.rum.export())
 
 
 async def _token(web_request: web.Request) -> str | None:
