@@ -8,7 +8,7 @@ Declared once: the services register their routes from these names
 HEALTH = "/_kit/health"  # GET: {"status": "ok", "service": ...}
 METRICS = "/_kit/metrics"  # GET: counters, cache outcomes, latency histogram
 METRICS_RESET = "/_kit/metrics/reset"  # POST: zero them
-CONFIG = "/_kit/config"  # origin, identity. GET: its config; POST: merge changes into it
+CONFIG = "/_kit/config"  # origin, identity, db. GET: its config; POST: merge changes into it
 CACHE = "/_kit/cache"  # pop. GET: size; DELETE ?prefix=/api, ?url=/a?b or ?tag=T: purge
 RUM = "/_kit/rum"  # pop. GET: the RUM collector's sketches per region; DELETE: empty them
 DEPLOY = "/_kit/deploy"  # pop. POST: stage a handler; GET: the active one; DELETE: remove it
@@ -20,3 +20,4 @@ IDENTITY_TOKEN = "/_kit/identity/token"  # identity. POST {claims, alg, headers,
 IDENTITY_ROTATE = "/_kit/identity/rotate"  # identity. POST {retire_old}: a new signing key
 IDENTITY_KEYS = "/_kit/identity/keys"  # identity. GET: the signing kid and the JWKS
 QUOTA = "/_kit/quota"  # identity. DELETE: forget every quota counter
+DB_POSITION = "/_kit/db/position"  # db. GET: role, position (last txid applied), head, lag
