@@ -25,6 +25,7 @@ MARKERS = ("unit", "loopback", "world", "notebook")
 LAYERS = {
     "test_cleanup": "world",
     "test_cli": "world",
+    "test_db_world": "world",
     "test_links": "world",
     "test_load_world": "world",
     "test_nb_world": "world",

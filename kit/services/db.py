@@ -38,7 +38,8 @@ Data plane (the TCP port):
     GET  /changes    ?after=N&limit=M (the primary's log): {"changes": [...], "head"}
 
 Control plane (the root-only socket): `GET/POST /_kit/config` with
-`ship_interval_s` and `paused` (a replica that stops following, to make lag).
+`ship_interval_s` and `paused` (a replica that stops following, to make lag),
+and `GET /_kit/db/position`, the same as `/position` for the notebook.
 
 **Bad input** gets a 4xx that says why, and changes nothing: malformed SQL or a
 wrong number of parameters (400), a constraint broken (409), a write on
@@ -357,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     data.add_get("/position", database.position_route)
     data.add_get("/changes", database.changes_route)
     planes.control.router.add_route("*", protocol.CONFIG, database.config_route)
+    planes.control.router.add_get(protocol.DB_POSITION, database.position_route)
     serve(planes, served, log)
 
 
