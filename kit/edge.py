@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kit.control import call, protocol
+from kit.db import Database
 from kit.net.procs import Service, wait_healthy
 from kit.net.world import World, WorldError
 
@@ -213,12 +214,15 @@ def start_edge(
     think_ms: float = 0,
     port: int = 80,
     timeout: float = 20.0,
+    database: Database | None = None,
 ) -> Edge:
     """Start an origin on each of ``origins`` and a PoP on each of ``pops`` (default: every PoP).
 
     The first origin is the one the PoPs serve from (``env.origin``); each origin
     sends its host name in ``x-origin``. ``think_ms`` is the origins' server time
-    per request. Returns an ``Edge``.
+    per request. With a ``database`` (``kit.db.start_database``), each PoP's
+    handlers get ``env.db`` at the database nearest to it (by configured RTT).
+    Returns an ``Edge``.
     """
     if not world.running:
         raise WorldError(
@@ -252,6 +256,15 @@ def start_edge(
     for name in names:
         commands[name] = ["-m", "kit.services.pop", "--pop", name, "--origin", origin_url]
         commands[name] += ["--geo", str(geo)]
+        if database is not None:
+            rtt = {db: world.configured_rtt(name, db) for db in database.services}
+            nearest = min(rtt, key=lambda db: float("inf") if rtt[db] is None else rtt[db])
+            commands[name] += [
+                "--db-replica",
+                database.url(nearest),
+                "--db-primary",
+                database.url(),
+            ]
 
     edge = Edge(world, origins, names, port, {})
     try:

@@ -11,11 +11,12 @@ import random
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from test_services_support import Service, metrics, post_json, request, wait_until
 
-from kit.control import call, protocol
+from kit.control import call, deploy, protocol
 from kit.services.db import BadSQL, Store
 
 # -- Store (unit) -------------------------------------------------------------------------
@@ -106,8 +107,12 @@ def test_a_replica_applies_the_log_strictly_in_order(store, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    home = tmp_path_factory.mktemp("db")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("db")
+
+
+@pytest.fixture(scope="module")
+def pair(home):
     primary = Service("db", "--db", str(home / "primary.sqlite"), workdir=home)
     replica = Service(
         "db", "--db", str(home / "replica.sqlite"), "--primary", primary.url, workdir=home
@@ -193,3 +198,46 @@ def test_bad_writes_get_a_reason_and_change_nothing(pair, body, status, says):
         assert says in reply.json()["error"]
         assert position(primary)["position"] == before
     assert not Path("/tmp/edgelab-attached.sqlite").exists()
+
+
+# -- env.db: a handler at a PoP reaches the database (loopback) -------------------------
+
+DB_HANDLER = """
+async def fetch(request, env, ctx):
+    if request.method == "POST":
+        done = await env.db.execute(
+            [("CREATE TABLE IF NOT EXISTS visits (path TEXT)", []),
+             ("INSERT INTO visits VALUES (?)", [request.path])]
+        )
+        return Response.json({"txid": done["txid"]})
+    try:
+        found = await env.db.query(request.query["sql"], on=request.query.get("on", "replica"))
+    except DbError as error:
+        return Response.json({"refused": str(error), "status": error.status}, 400)
+    return Response.json({**found, "replica": env.db.replica, "lag": await env.db.position()})
+"""
+
+
+@pytest.mark.loopback
+def test_a_handler_writes_through_env_db_and_reads_its_replica(pair, home):
+    primary, replica = pair
+    origin = Service("origin", workdir=home)
+    pop = Service(
+        "pop", "--pop", "x", "--origin", origin.url, "--db-replica", replica.url,
+        "--db-primary", primary.url, workdir=home,
+    )  # fmt: skip
+    try:
+        deploy(DB_HANDLER, pop.control)
+        path = f"/visit/{random.randrange(10**6)}"
+        txid = request(pop, path, "POST", body=b"").json()["txid"]
+        assert wait_until(lambda: position(replica)["position"] >= txid)
+        sql = quote("SELECT count(*) FROM visits WHERE path = '" + path + "'")
+        read = request(pop, f"/read?sql={sql}").json()
+        assert read["rows"] == [[1]] and read["role"] == "replica"
+        assert read["replica"] == replica.url and read["lag"]["position"] >= txid
+        assert request(pop, f"/read?sql={sql}&on=primary").json()["role"] == "primary"
+        refused = request(pop, "/read?sql=" + quote("SELEC nothing"))
+        assert refused.status == 400 and "syntax error" in refused.json()["refused"]
+    finally:
+        pop.stop()
+        origin.stop()

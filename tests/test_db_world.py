@@ -14,7 +14,9 @@ import time
 import pytest
 from test_services_support import wait_until
 
+from kit.control import deploy
 from kit.db import start_database
+from kit.edge import start_edge
 from kit.nb.measure import http_request
 
 
@@ -68,3 +70,20 @@ def test_a_paused_replica_falls_behind_and_catches_up(world, db):
     finally:
         db.resume("db-eu")
     assert wait_until(lambda: db.positions()["db-eu"] == db.positions()["db-primary"], timeout=10)
+
+
+def test_each_pop_reads_the_database_nearest_to_it(world, db):
+    edge = start_edge(world, database=db)
+    try:
+        handler = (
+            "async def fetch(request, env, ctx):\n"
+            "    found = await env.db.query('SELECT 1')\n"
+            "    return Response.json({'replica': env.db.replica, 'role': found['role']})\n"
+        )
+        deploy(handler, edge.pops)
+        for user, nearest in [("user-tokyo", "db-ap"), ("user-berlin", "db-eu")]:
+            answer = http_request(world, user, edge.anycast_url + "/where")
+            assert answer["status"] == 200, answer
+            assert json.loads(answer["body"])["replica"] == db.url(nearest)
+    finally:
+        edge.stop()

@@ -7,10 +7,12 @@ fills it when a handler is deployed:
     env.fetch    fetch from any URL:      await env.fetch("http://10.0.0.2/api/x")
     env.cache    the PoP's HTTP cache:    await env.cache.match(request)
     env.state    values kept at this PoP: await env.state.get("visits")
+    env.db       the nearest replica:     await env.db.query("SELECT ...", [10])
+                 (on a PoP started with a database: `start_edge(..., database=db)`)
     env.config   the dict given to deploy(..., config={...})
     env.pop      the name of this PoP
 
-Later chapters bind more (KV, a database replica, MQTT): `Env` is just a bag of
+Later chapters bind more (KV, MQTT): `Env` is just a bag of
 named attributes, so a new binding is one `env.bind("kv", client)` away.
 
 `env.fetch` is the global `fetch()` of Workers: it sends a request (an absolute
@@ -211,3 +213,71 @@ class StateBinding:
 
     async def delete(self, key: str) -> None:
         await self._calls("state.delete", key=str(key))
+
+
+class DbError(Exception):
+    """The database refused a statement (bad SQL, a broken constraint) or did not answer."""
+
+    def __init__(self, reason: str, status: int = 0) -> None:
+        super().__init__(reason)
+        self.status = status  # the database's HTTP status; 0: no answer
+
+
+class DbBinding:
+    """`env.db`: the replicated database (`kit/services/db.py`), from the replica nearest
+    this PoP, shaped like the edge databases' clients (D1, libSQL):
+
+        found = await env.db.query("SELECT name FROM planets WHERE moons > ?", [10])
+        found["rows"], found["position"]                 # rows, and the txid they were read at
+        done = await env.db.execute("UPDATE planets SET moons = ? WHERE name = ?", [95, "Saturn"])
+        done["txid"]                                     # the write's place in commit order
+        await env.db.position()                          # this replica's position and lag
+
+    Writes go to the replica, which forwards them to the primary. `on="primary"` sends
+    a query (or asks the position) of the primary instead, across the world. A refused
+    statement or a database that does not answer raises `DbError` with the reason.
+    """
+
+    def __init__(self, fetch: FetchBinding, replica: str, primary: str) -> None:
+        self._fetch, self.replica, self.primary = fetch, replica.rstrip("/"), primary.rstrip("/")
+
+    async def query(
+        self, sql: str, params: list[Any] | dict[str, Any] = (), *, on: str = "replica"
+    ) -> dict[str, Any]:
+        """One read-only statement: {"columns", "rows", "position", "role"}."""
+        return await self._ask(on, "/query", {"sql": sql, "params": _params(params)})
+
+    async def execute(
+        self, sql: str | list[tuple[str, Any]], params: list[Any] | dict[str, Any] = ()
+    ) -> dict[str, Any]:
+        """A write, or a list of (sql, params) as one transaction: {"txid", "changes", ...}."""
+        listed = [(sql, params)] if isinstance(sql, str) else sql
+        statements = [{"sql": s, "params": _params(p)} for s, p in listed]
+        return await self._ask("replica", "/exec", {"statements": statements})
+
+    async def position(self, *, on: str = "replica") -> dict[str, Any]:
+        """{"role", "position", "head", "lag_tx", ...} of the replica (or the primary)."""
+        return await self._ask(on, "/position", None)
+
+    async def _ask(self, on: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        if on not in ("replica", "primary"):
+            raise ValueError(f'on= is "replica" or "primary", not {on!r}')
+        url = (self.replica if on == "replica" else self.primary) + path
+        try:
+            if body is None:
+                answer = await self._fetch(url)
+            else:
+                json_type = {"Content-Type": "application/json"}
+                answer = await self._fetch(
+                    url, method="POST", headers=json_type, body=json.dumps(body)
+                )
+        except FetchError as error:
+            raise DbError(f"the database at {url} did not answer: {error}") from None
+        data = await answer.json()
+        if answer.status >= 400:
+            raise DbError(data.get("error", f"HTTP {answer.status}"), answer.status)
+        return data
+
+
+def _params(params: Any) -> list[Any] | dict[str, Any]:
+    return dict(params) if isinstance(params, dict) else list(params)

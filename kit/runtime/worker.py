@@ -54,6 +54,7 @@ from typing import Any
 from kit.runtime.bindings import (
     CacheBinding,
     Context,
+    DbBinding,
     Env,
     FetchBinding,
     FetchError,
@@ -120,14 +121,17 @@ class Worker:
         except LoadError as error:
             write_message(self.writer, {"t": "load_error", "error": error.as_dict()})
             return False
+        fetch = FetchBinding(self.call)
         self.env = Env(
             origin=OriginBinding(self.call, header["origin"]),
-            fetch=FetchBinding(self.call),
+            fetch=fetch,
             cache=CacheBinding(self.call),
             state=StateBinding(self.call),
             config=header.get("config") or {},
             pop=header.get("pop"),
         )
+        if header.get("db"):  # the PoP knows a database: its nearest replica, and the primary
+            self.env.bind("db", DbBinding(fetch, header["db"]["replica"], header["db"]["primary"]))
         matcher = self.handler.matcher.patterns if self.handler.matcher else None
         write_message(
             self.writer,

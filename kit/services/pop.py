@@ -165,6 +165,8 @@ class PopOptions:
     staged_ttl_s: float = 60.0
     cache_mb: int = 64
     cache_object_mb: int = 8
+    db_replica: str | None = None  # env.db: the database replica nearest this PoP
+    db_primary: str | None = None  # and its primary
 
 
 class Pop:
@@ -181,6 +183,11 @@ class Pop:
         )
         self.revalidating: set[str] = set()
         self.inflight: dict[str, asyncio.Future[None]] = {}  # key -> its miss being fetched
+        self.db = (  # what env.db reaches, given to each handler's worker
+            {"replica": options.db_replica, "primary": options.db_primary or options.db_replica}
+            if options.db_replica
+            else None
+        )
         self.rum = Collector()  # beacons at BEACON_PATH (rum.py)
         self.background: set[asyncio.Task[Any]] = set()
         self.session: aiohttp.ClientSession | None = None
@@ -623,6 +630,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     cli.add_argument("--cache-mb", type=int, default=64, help="cache size")
     cli.add_argument("--cache-object-mb", type=int, default=8, help="largest object cached")
+    cli.add_argument("--db-replica", help="env.db: the database replica handlers read from")
+    cli.add_argument("--db-primary", help="env.db's primary (default: the replica)")
     args = cli.parse_args(argv)
     log, metrics = Log("pop", pop=args.pop), Metrics("pop", POP_COUNTERS, pop=args.pop)
     try:
@@ -640,6 +649,8 @@ def main(argv: list[str] | None = None) -> None:
         args.staged_ttl,
         args.cache_mb,
         args.cache_object_mb,
+        args.db_replica,
+        args.db_primary,
     )
     try:
         pop = Pop(options, log, metrics)

@@ -146,7 +146,9 @@ class Handlers:
         self, worker: Worker, source: str, config: dict[str, Any], matcher: list[str] | None
     ) -> dict[str, Any]:
         pop = self.pop
-        return await worker.load(source, config, matcher, pop.name, str(pop.origin), self.binding)
+        return await worker.load(
+            source, config, matcher, pop.name, str(pop.origin), self.binding, db=pop.db
+        )
 
     async def binding(
         self, op: str, request: Request | None, options: dict[str, Any], stored: Response | None

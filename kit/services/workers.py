@@ -145,14 +145,16 @@ class Worker:
         pop: str,
         origin: str,
         bindings: Bindings,
+        db: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Load a handler; its "loaded" message, or LoadError (the worker is then killed).
 
-        ``matcher``, if given, replaces the handler's own ``config["matcher"]``.
+        ``matcher``, if given, replaces the handler's own ``config["matcher"]``;
+        ``db`` ({"replica", "primary"} URLs) gives the handler ``env.db``.
         """
         self.bindings, self.source = bindings, source
         message = {"t": "load", "source": source, "config": config, "pop": pop, "origin": origin}
-        message["matcher"] = matcher
+        message["matcher"], message["db"] = matcher, db
         try:
             write_message(self.writer, message)
             async with asyncio.timeout(LOAD_LIMIT_S):
