@@ -53,6 +53,7 @@ from urllib.parse import quote
 
 from kit.control import call, protocol
 from kit.db import Database
+from kit.kv import KvStore
 from kit.net.procs import Service, wait_healthy
 from kit.net.world import World, WorldError
 
@@ -215,13 +216,15 @@ def start_edge(
     port: int = 80,
     timeout: float = 20.0,
     database: Database | None = None,
+    kv: KvStore | None = None,
 ) -> Edge:
     """Start an origin on each of ``origins`` and a PoP on each of ``pops`` (default: every PoP).
 
     The first origin is the one the PoPs serve from (``env.origin``); each origin
     sends its host name in ``x-origin``. ``think_ms`` is the origins' server time
     per request. With a ``database`` (``kit.db.start_database``), each PoP's
-    handlers get ``env.db`` at the database nearest to it (by configured RTT).
+    handlers get ``env.db`` at the database nearest to it (by configured RTT); with
+    a ``kv`` store (``kit.kv.start_kv``), ``env.kv``.
     Returns an ``Edge``.
     """
     if not world.running:

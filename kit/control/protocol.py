@@ -21,3 +21,4 @@ IDENTITY_ROTATE = "/_kit/identity/rotate"  # identity. POST {retire_old}: a new 
 IDENTITY_KEYS = "/_kit/identity/keys"  # identity. GET: the signing kid and the JWKS
 QUOTA = "/_kit/quota"  # identity. DELETE: forget every quota counter
 DB_POSITION = "/_kit/db/position"  # db. GET: role, position (last txid applied), head, lag
+KV = "/_kit/kv"  # kv. DELETE: forget every key

@@ -9,10 +9,12 @@ fills it when a handler is deployed:
     env.state    values kept at this PoP: await env.state.get("visits")
     env.db       the nearest replica:     await env.db.query("SELECT ...", [10])
                  (on a PoP started with a database: `start_edge(..., database=db)`)
+    env.kv       a Workers-KV-like store: await env.kv.get("k")
+                 (on a PoP started with one: `start_edge(..., kv=store)`)
     env.config   the dict given to deploy(..., config={...})
     env.pop      the name of this PoP
 
-Later chapters bind more (KV, MQTT): `Env` is just a bag of
+Later chapters bind more (MQTT): `Env` is just a bag of
 named attributes, so a new binding is one `env.bind("kv", client)` away.
 
 `env.fetch` is the global `fetch()` of Workers: it sends a request (an absolute
@@ -40,8 +42,10 @@ the bindings below only shape the arguments.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from yarl import URL
 
@@ -281,3 +285,80 @@ class DbBinding:
 
 def _params(params: Any) -> list[Any] | dict[str, Any]:
     return dict(params) if isinstance(params, dict) else list(params)
+
+
+class KvBinding:
+    """`env.kv`: a key-value store in the shape of Workers KV (`kit/services/kv.py`).
+
+        await env.kv.put("theme:ada", "dark")
+        await env.kv.get("theme:ada")                  # "dark", or None if there is none
+        await env.kv.get("theme:ada", cache_ttl_s=5)   # keep what was read for 5 s here
+        await env.kv.delete("theme:ada"); await env.kv.list(prefix="theme:")
+
+    A read looks in this PoP's HTTP cache first (`env.cache`), and on a miss asks the
+    central store and keeps its answer, a missing key included, for `cache_ttl_s`
+    (default 60, as Workers KV). So other PoPs see a write when their copy expires.
+    A write goes to the central store with the time it was made (the latest write
+    wins there), and drops this PoP's copy, so this PoP reads its own write.
+    """
+
+    DEFAULT_TTL_S = 60.0
+
+    def __init__(self, fetch: FetchBinding, cache: CacheBinding, url: str, writer: str) -> None:
+        self._fetch, self._cache = fetch, cache
+        self.url, self.writer = url.rstrip("/"), writer
+
+    def _key_url(self, key: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a KV key is a non-empty string, not {key!r}")
+        return f"{self.url}/kv/{quote(key, safe='')}"
+
+    async def get(self, key: str, *, cache_ttl_s: float | None = None) -> str | None:
+        """The value as text, or None if the key is missing."""
+        data = await self.get_bytes(key, cache_ttl_s=cache_ttl_s)
+        return None if data is None else data.decode()
+
+    async def get_bytes(self, key: str, *, cache_ttl_s: float | None = None) -> bytes | None:
+        url = self._key_url(key)
+        cached_under = "/.kv" + URL(url).raw_path  # this PoP's cache key for it
+        answer = await self._cache.match(cached_under)
+        if answer is None:
+            try:
+                answer = await self._fetch(url)
+            except FetchError as error:
+                raise KvError(f"the KV store did not answer: {error}") from None
+            if answer.status not in (200, 404):
+                raise KvError(f"the KV store answered {answer.status}: {await answer.text()}")
+            ttl = self.DEFAULT_TTL_S if cache_ttl_s is None else cache_ttl_s
+            kept = Response(await answer.read(), answer.status)
+            kept.headers["Cache-Control"] = f"max-age={max(0, int(ttl))}"
+            await self._cache.put(cached_under, kept)
+        return await answer.read() if answer.status == 200 else None
+
+    async def put(self, key: str, value: str | bytes) -> bool:
+        """Write `value`; True if it was the latest write the store has seen for `key`."""
+        return await self._write("PUT", key, value.encode() if isinstance(value, str) else value)
+
+    async def delete(self, key: str) -> bool:
+        return await self._write("DELETE", key, b"")
+
+    async def list(self, prefix: str = "") -> list[str]:
+        """Keys that start with `prefix`, from the central store (never cached)."""
+        answer = await self._fetch(f"{self.url}/kv?prefix={quote(prefix, safe='')}")
+        return (await answer.json())["keys"]
+
+    async def _write(self, method: str, key: str, body: bytes) -> bool:
+        url = self._key_url(key)
+        headers = {"x-kv-at": repr(time.time()), "x-kv-writer": self.writer}
+        try:
+            answer = await self._fetch(url, method=method, headers=headers, body=body)
+        except FetchError as error:
+            raise KvError(f"the KV store did not answer: {error}") from None
+        if answer.status != 200:
+            raise KvError(f"the KV store refused the {method}: {await answer.text()}")
+        await self._cache.delete("/.kv" + URL(url).raw_path)  # read your own write here
+        return (await answer.json())["kept"]
+
+
+class KvError(Exception):
+    """The KV store refused an operation or did not answer."""

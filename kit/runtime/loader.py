@@ -10,7 +10,8 @@ sees (see `matcher.py`). In the middleware form, `await next()` (or
 `await next(changed_request)`) continues to the PoP's cache and the origin.
 
 The module starts with the handler API already imported (`HANDLER_API`:
-`Request`, `Response`, `Geo`, `FetchError`, `DbError`), so a function copied from a
+`Request`, `Response`, `Geo`, and the errors of bindings: `FetchError`, `DbError`,
+`KvError`), so a function copied from a
 notebook cell runs as is. It does not see the notebook's tools (`deploy`...).
 
 `load_handler` compiles and runs the module once, inside the PoP's handler
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit.runtime.bindings import DbError, FetchError
+from kit.runtime.bindings import DbError, FetchError, KvError
 from kit.runtime.http import Geo, Request, Response
 from kit.runtime.matcher import Matcher
 
@@ -82,6 +83,7 @@ HANDLER_API = {
     "Geo": Geo,
     "FetchError": FetchError,
     "DbError": DbError,
+    "KvError": KvError,
 }
 
 

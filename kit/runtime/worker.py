@@ -58,6 +58,7 @@ from kit.runtime.bindings import (
     Env,
     FetchBinding,
     FetchError,
+    KvBinding,
     OriginBinding,
     StateBinding,
 )
@@ -130,8 +131,13 @@ class Worker:
             config=header.get("config") or {},
             pop=header.get("pop"),
         )
-        if header.get("db"):  # the PoP knows a database: its nearest replica, and the primary
-            self.env.bind("db", DbBinding(fetch, header["db"]["replica"], header["db"]["primary"]))
+        services = header.get("services") or {}  # what this PoP was started with
+        if "db" in services:  # a database: its replica nearest this PoP, and the primary
+            db = services["db"]
+            self.env.bind("db", DbBinding(fetch, db["replica"], db["primary"]))
+        if "kv" in services:  # a KV store's central URL; reads are cached at this PoP
+            writer = str(header.get("pop"))
+            self.env.bind("kv", KvBinding(fetch, self.env.cache, services["kv"], writer))
         matcher = self.handler.matcher.patterns if self.handler.matcher else None
         write_message(
             self.writer,

@@ -167,6 +167,7 @@ class PopOptions:
     cache_object_mb: int = 8
     db_replica: str | None = None  # env.db: the database replica nearest this PoP
     db_primary: str | None = None  # and its primary
+    kv: str | None = None  # env.kv: the KV store's central URL
 
 
 class Pop:
@@ -183,11 +184,12 @@ class Pop:
         )
         self.revalidating: set[str] = set()
         self.inflight: dict[str, asyncio.Future[None]] = {}  # key -> its miss being fetched
-        self.db = (  # what env.db reaches, given to each handler's worker
-            {"replica": options.db_replica, "primary": options.db_primary or options.db_replica}
-            if options.db_replica
-            else None
-        )
+        self.services: dict[str, Any] = {}  # what env.db and env.kv reach, for each worker
+        if options.db_replica:
+            primary = options.db_primary or options.db_replica
+            self.services["db"] = {"replica": options.db_replica, "primary": primary}
+        if options.kv:
+            self.services["kv"] = options.kv
         self.rum = Collector()  # beacons at BEACON_PATH (rum.py)
         self.background: set[asyncio.Task[Any]] = set()
         self.session: aiohttp.ClientSession | None = None
@@ -632,6 +634,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.add_argument("--cache-object-mb", type=int, default=8, help="largest object cached")
     cli.add_argument("--db-replica", help="env.db: the database replica handlers read from")
     cli.add_argument("--db-primary", help="env.db's primary (default: the replica)")
+    cli.add_argument("--kv", help="env.kv: the KV store's URL (kit/services/kv.py)")
     args = cli.parse_args(argv)
     log, metrics = Log("pop", pop=args.pop), Metrics("pop", POP_COUNTERS, pop=args.pop)
     try:
@@ -651,6 +654,7 @@ def main(argv: list[str] | None = None) -> None:
         args.cache_object_mb,
         args.db_replica,
         args.db_primary,
+        args.kv,
     )
     try:
         pop = Pop(options, log, metrics)

@@ -147,7 +147,7 @@ class Handlers:
     ) -> dict[str, Any]:
         pop = self.pop
         return await worker.load(
-            source, config, matcher, pop.name, str(pop.origin), self.binding, db=pop.db
+            source, config, matcher, pop.name, str(pop.origin), self.binding, pop.services
         )
 
     async def binding(

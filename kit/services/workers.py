@@ -145,16 +145,17 @@ class Worker:
         pop: str,
         origin: str,
         bindings: Bindings,
-        db: dict[str, str] | None = None,
+        services: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Load a handler; its "loaded" message, or LoadError (the worker is then killed).
 
         ``matcher``, if given, replaces the handler's own ``config["matcher"]``;
-        ``db`` ({"replica", "primary"} URLs) gives the handler ``env.db``.
+        ``services`` are the PoP's ({"db": {"replica", "primary"}, "kv": url}): the
+        worker binds ``env.db`` and ``env.kv`` for those it names.
         """
         self.bindings, self.source = bindings, source
         message = {"t": "load", "source": source, "config": config, "pop": pop, "origin": origin}
-        message["matcher"], message["db"] = matcher, db
+        message["matcher"], message["services"] = matcher, services or {}
         try:
             write_message(self.writer, message)
             async with asyncio.timeout(LOAD_LIMIT_S):
