@@ -158,11 +158,13 @@ def test_slowloris_does_not_starve_real_requests():
 def test_800_kb_of_headers_are_refused_before_the_origin(edge):
     fields = [b"X-Fill-%02d: %s\r\n" % (n, b"v" * 8100) for n in range(99)]  # + Host: 100
     before_origin, before_pop = metrics(edge.origin)["requests"], metrics(edge.pop)["requests"]
+    refused = metrics(edge.pop)["guard"]["refused"]
     for url in (edge.pop.url, edge.origin.url):
         status, body = exchange(url, head(b"GET /page/a HTTP/1.1\r\n", b"Host: x\r\n", *fields))
         assert status == 431 and b"more than 32768" in body, (status, body)
     assert metrics(edge.origin)["requests"] == before_origin
     assert metrics(edge.pop)["requests"] == before_pop
+    assert metrics(edge.pop)["guard"]["refused"] == refused + 1  # counted where it stopped
     fine = head(b"GET /page/a HTTP/1.1\r\n", b"Host: x\r\n", *fields[:3])  # 24 KB
     assert exchange(edge.pop.url, fine)[0] == 200
 

@@ -3,7 +3,9 @@
 - `parser(name)`: argparse with `--host` (loopback unless told), `--port`,
   `--unix`, `--max-body-kb`, `--log-sample`; each service adds its own options.
 - `Metrics`: counters and a latency histogram, served as JSON at
-  `GET /_kit/metrics` (`POST /_kit/metrics/reset` zeroes them).
+  `GET /_kit/metrics` (`POST /_kit/metrics/reset` zeroes them), with the
+  connection guard's counts under `"guard"`: requests refused before any route
+  saw them (bad headers, versions, sizes), connections shed, timed out or open.
 - `GET /_kit/health`: `{"status": "ok", "service": NAME, ...}`.
 - `Log`: one JSON object per line on stdout. Successful requests are logged at
   `--log-sample` (a fraction; a log line per cached hit would cost more than
@@ -259,10 +261,14 @@ def make_apps(service: str, served: Served, metrics: Metrics, log: Log, **health
         return web.json_response({"status": "ok", "service": service, **health})
 
     async def metrics_route(request: web.Request) -> web.Response:
-        return web.json_response(metrics.snapshot())
+        kinds = ("refused", "shed", "slow_headers", "idle", "accept_failed")
+        connections = {"open": len(guard.open), **{k: guard.counts[k] for k in kinds}}
+        return web.json_response({**metrics.snapshot(), "guard": connections})
 
     async def reset_route(request: web.Request) -> web.Response:
         metrics.reset()
+        guard.counts.clear()
+        guard.reported.clear()
         return web.json_response({"ok": True})
 
     control.router.add_get(protocol.HEALTH, health_route)

@@ -108,7 +108,7 @@ class Guard:
         self.header_timeout, self.idle_timeout = header_timeout, idle_timeout
         self.max_connections = max_connections or connection_limit()
         self.open: dict[_Tracked, None] = {}  # in order of waiting: longest first
-        self.counts: Counter[str] = Counter()  # shed, slow_headers, idle, accept_failed
+        self.counts: Counter[str] = Counter()  # shed, slow_headers, idle, refused, accept_failed
         self.reported: Counter[str] = Counter()  # counts at the last sweep
         self.factory: web.Server | None = None  # aiohttp's protocol factory
         self.listener: socket.socket | None = None
@@ -202,6 +202,7 @@ class Guard:
         if problem is None:
             return None
         status, reason = problem
+        self.counts["refused"] += 1
         self.log("refused", "warning", status=status, reason=reason, client=request.remote)
         response = web.json_response({"error": reason}, status=status)
         response.force_close()
