@@ -154,3 +154,15 @@ def test_a_beacon_flood_is_refused_with_429_and_the_pop_keeps_serving(edge):
     exported = call(edge.pop.control, "GET", protocol.RUM)
     assert exported["rejected"].get("flood") == statuses.count(429)
     assert exported["accepted"] == statuses.count(204)
+
+
+def test_without_collapsing_every_miss_reaches_the_origin():
+    edge = LoopbackEdge("--no-collapse")
+    try:
+        rules(edge, {"match": "/page/*", "think_ms": 300})
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda _: request(edge.pop, "/page/burst"), range(8)))
+        assert all(r.status == 200 for r in replies)
+        assert metrics(edge.origin)["requests"] == 8
+    finally:
+        edge.close()

@@ -168,6 +168,7 @@ class PopOptions:
     db_replica: str | None = None  # env.db: the database replica nearest this PoP
     db_primary: str | None = None  # and its primary
     kv: str | None = None  # env.kv: the KV store's central URL
+    collapse: bool = True  # request collapsing (off only to measure what it saves)
 
 
 class Pop:
@@ -191,6 +192,7 @@ class Pop:
         if options.kv:
             self.services["kv"] = options.kv
         self.rum = Collector()  # beacons at BEACON_PATH (rum.py)
+        self.collapse = options.collapse
         self.background: set[asyncio.Task[Any]] = set()
         self.session: aiohttp.ClientSession | None = None
 
@@ -339,7 +341,7 @@ class Pop:
         private answer, a body still streaming) sends each waiter on its own way
         to the origin, as Fastly's "hit-for-pass" does.
         """
-        waiting = self.inflight.get(key)
+        waiting = self.inflight.get(key) if self.collapse else None
         if waiting is not None:
             try:
                 async with asyncio.timeout(COLLAPSE_WAIT_S):
@@ -351,12 +353,15 @@ class Pop:
                 self.metrics.count("collapsed")
                 return self.from_cache(again, "HIT")
             return await self.fetch_and_store(key, request, again or entry)
+        if not self.collapse:
+            return await self.fetch_and_store(key, request, entry)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.inflight[key] = done
         try:
             return await self.fetch_and_store(key, request, entry)
         finally:
-            del self.inflight[key]
+            if self.inflight.get(key) is done:
+                del self.inflight[key]
             done.set_result(None)
 
     def from_cache(self, entry: Entry, status: str) -> Cached:
@@ -632,6 +637,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     cli.add_argument("--cache-mb", type=int, default=64, help="cache size")
     cli.add_argument("--cache-object-mb", type=int, default=8, help="largest object cached")
+    cli.add_argument(
+        "--no-collapse",
+        action="store_true",
+        help="send every miss to the origin (to measure what request collapsing saves)",
+    )
     cli.add_argument("--db-replica", help="env.db: the database replica handlers read from")
     cli.add_argument("--db-primary", help="env.db's primary (default: the replica)")
     cli.add_argument("--kv", help="env.kv: the KV store's URL (kit/services/kv.py)")
@@ -655,6 +665,7 @@ def main(argv: list[str] | None = None) -> None:
         args.db_replica,
         args.db_primary,
         args.kv,
+        collapse=not args.no_collapse,
     )
     try:
         pop = Pop(options, log, metrics)
