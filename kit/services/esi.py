@@ -17,12 +17,14 @@ markup at all is passed on unchanged (its ETag and length too).
 include starts at once (`assemble`: one task per include, so N slow fragments
 cost the slowest, not their sum) and the output is streamed in document order:
 the text before the first include goes out at once, then each fragment as soon
-as it and everything before it are there. Each fragment comes through the
-PoP's cache, so each is kept under its own Cache-Control (a navigation bar for
-an hour, a price for ten seconds, a greeting never) and the page's own TTL is
-the template's. A fragment may itself ask for ESI (nested includes), up to
-`MAX_DEPTH` levels; a loop of includes (a page that includes itself, or A -> B
--> A) stops there with an error that shows the chain.
+as it and everything before it are there (what is ready is sent as one piece:
+a page whose fragments are all cached is two writes, not one per include).
+Each fragment comes through the PoP's cache, so each is kept under its own
+Cache-Control (a navigation bar for an hour, a price for ten seconds, a
+greeting never) and the page's own TTL is the template's. A fragment may
+itself ask for ESI (nested includes), up to `MAX_DEPTH` levels; a loop of
+includes (a page that includes itself, or A -> B -> A) stops there with an
+error that shows the chain.
 
 **When an include fails** (an error status, no answer within `TIMEOUT_S`, a
 `src` that is not allowed, the depth limit): its `alt` is tried; if that fails
@@ -242,12 +244,19 @@ async def assemble(
         for piece in template.pieces
         if isinstance(piece, Include)
     }
+    ready: list[bytes] = []  # what may go now, sent as one piece when a wait comes
     try:
         for piece in template.pieces:
             if isinstance(piece, bytes):
-                yield piece
-            else:
-                yield await tasks[id(piece)]
+                ready.append(piece)
+                continue
+            task = tasks[id(piece)]
+            if not task.done() and ready:
+                yield b"".join(ready)  # everything before a fragment still on its way
+                ready = []
+            ready.append(await task)
+        if ready:
+            yield b"".join(ready)
     finally:
         for task in tasks.values():
             task.cancel()
