@@ -424,7 +424,7 @@ class RumProbe:
                 f"{name} of {metric} in {region} ({len(values)} beacons at {len(per_pop)} PoPs)",
                 f"{true:.1f} ms (the exact {name} of the raw samples, ±{self.TOLERANCE:.1%})",
                 answer,
-                hint=f"{diagnose(answer, name, per_pop, exports, region, metric)} ({HINT_RUM})",
+                hint=f"{diagnose(got, per_pop, exports, region, metric)} ({HINT_RUM})",
             )
 
 
@@ -461,40 +461,77 @@ def merged_percentiles(exports: dict[str, Any], region: str, metric: str) -> dic
     return {n: merged.get_quantile_value(q) for n, q in QUANTILES.items()}
 
 
+def equal_weight_percentiles(exports: dict[str, Any], region: str, metric: str) -> dict[str, float]:
+    """Percentiles of the PoPs' bins mixed with every PoP weighing the same (a wrong merge)."""
+    from kit.services.rum import sketch_from_export
+
+    parts = [
+        (e["regions"][region][metric], e["relative_accuracy"])
+        for e in exports.values()
+        if e["regions"].get(region, {}).get(metric, {}).get("count")
+    ]
+    if not parts:
+        return {}
+    mixed: dict[str, float] = {}
+    each = sum(data["count"] for data, _ in parts) / len(parts)  # beacons each PoP stands for
+    for data, _ in parts:
+        for index, count in data["bins"].items():
+            mixed[index] = mixed.get(index, 0.0) + count / data["count"] * each
+    sketch = sketch_from_export({"bins": mixed, "zero_count": 0}, parts[0][1])
+    return {n: sketch.get_quantile_value(q) for n, q in QUANTILES.items()}
+
+
 def diagnose(
-    answer: Any,
-    name: str,
+    got: Mapping[str, Any],
     per_pop: pd.DataFrame,
     exports: dict[str, Any],
     region: str,
     metric: str,
 ) -> str:
-    """Name the mistake an answer matches, if it matches a known one."""
-    if not isinstance(answer, int | float) or per_pop.empty:
+    """Name the mistake an answer matches: the known wrong numbers closest to all three
+    of its percentiles (each within 3 %), if any."""
+    answer = {n: got.get(n) for n in QUANTILES}
+    if not all(isinstance(v, int | float) for v in answer.values()) or per_pop.empty:
         return "each percentile is a number of milliseconds"
-
-    def near(value: float) -> bool:
-        return abs(answer - value) <= 0.03 * abs(value)
-
-    column, counts = per_pop[name], per_pop["count"]
-    if near(column.mean()):
-        return (
-            "that is the average of the per-PoP percentiles: percentiles do not average; "
-            "merge the PoPs' sketches, then ask the merged sketch"
-        )
-    if near(float((column * counts).sum() / counts.sum())):
-        return (
-            "that is the per-PoP percentiles averaged, weighted by count: still not a "
-            "percentile of all the beacons; merge the sketches"
-        )
-    if any(near(v) for v in column):
-        return "that is one PoP's percentile: the region's beacons arrive at several PoPs"
-    if near(column.max()) or near(column.min()):
-        return "that is one PoP's extreme"
+    counts = per_pop["count"]
     other = "ttfb_ms" if metric == "load_ms" else "load_ms"
-    other_merged = merged_percentiles(exports, region, other)
-    if other_merged and near(other_merged[name]):
-        return f"that is the {name} of {other}: the check asked for {metric}"
+    candidates: list[tuple[dict[str, float], str]] = [
+        (
+            {n: float(per_pop[n].mean()) for n in QUANTILES},
+            "that is the average of the per-PoP percentiles: percentiles do not average; "
+            "merge the PoPs' sketches, then ask the merged sketch",
+        ),
+        (
+            {n: float((per_pop[n] * counts).sum() / counts.sum()) for n in QUANTILES},
+            "that is the per-PoP percentiles averaged, weighted by count: still not a "
+            "percentile of all the beacons; merge the sketches",
+        ),
+        *(
+            (
+                {n: float(row[n]) for n in QUANTILES},
+                "that is one PoP's percentiles: the region's beacons arrive at several PoPs",
+            )
+            for _, row in per_pop.iterrows()
+        ),
+        (
+            equal_weight_percentiles(exports, region, metric),
+            "that is the PoPs' bins mixed with every PoP weighing the same (averaging its "
+            "bins): merging adds the counts, so each beacon weighs the same",
+        ),
+        (
+            merged_percentiles(exports, region, other),
+            f"those are the percentiles of {other}: the check asked for {metric}",
+        ),
+    ]
+
+    def distance(values: dict[str, float]) -> float:
+        if not values:
+            return float("inf")
+        return max(abs(answer[n] - v) / max(abs(v), 1e-9) for n, v in values.items())
+
+    nearest, message = min(((distance(v), m) for v, m in candidates), key=lambda c: c[0])
+    if nearest <= 0.03:
+        return message
     return (
         "merged sketches give every beacon the same weight: a sketch merged by averaging "
         "its bins, or values mixed across regions, does not"
