@@ -425,3 +425,52 @@ class AssemblerProbe:
             f"missing {others}" if others else page.body[-200:],
             hint=HINT,
         )
+
+
+TICKER = "/ticker/:path*"
+
+
+class TickerProbe:
+    """The warm-up: a handler whose response streams, checked at a user's host."""
+
+    def __init__(self, world: Any, edge: Any, seed: int | None = None) -> None:
+        self.world, self.edge = world, edge
+        self.rng = random.Random(seed)
+
+    def made_up_config(self) -> dict[str, Any]:
+        return {"count": self.rng.randint(3, 5), "every_s": round(self.rng.uniform(0.2, 0.3), 2)}
+
+    def check(self, config: dict[str, Any]) -> None:
+        count, every_ms = config["count"], 1000 * config["every_s"]
+        path = f"/ticker/{word(self.rng)}"
+        ask = {"url": self.edge.anycast_url + path, "timeout": count * config["every_s"] + 5}
+        page = fetch_timeline(self.world, "user-vienna", [ask])[0]
+        want = "".join(f"<p>tick {n}</p>\n" for n in range(1, count + 1))
+        hint = 'hint("05-stream")'
+        expect(
+            page.status == 200 and page.body == want,
+            f"GET {path} with count = {count}",
+            repr(want),
+            f"status {page.status} {page.error} {page.body[:200]!r} (ticks from 1 to "
+            "env.config['count'], one line each)",
+            hint=hint,
+        )
+        first, last = page.when("<p>tick 1</p>"), page.when(f"<p>tick {count}</p>")
+        assert first is not None and last is not None
+        spread = last - first
+        expect(
+            spread >= (count - 1) * every_ms * 0.8,
+            f"time from the first tick to the last, {count} ticks every {every_ms:.0f} ms",
+            f"about {(count - 1) * every_ms:.0f} ms",
+            f"{spread:.0f} ms: the ticks came together, the response was buffered"
+            if spread < every_ms / 2
+            else f"{spread:.0f} ms: not every_s apart (env.config['every_s'])",
+            hint=hint,
+        )
+        expect(
+            first < every_ms / 2,
+            "when the first tick reached a user in Vienna",
+            f"at once (well under every_s = {every_ms:.0f} ms)",
+            f"{first:.0f} ms: the first tick waited",
+            hint=hint,
+        )
