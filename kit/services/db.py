@@ -31,8 +31,9 @@ Data plane (the TCP port):
 
     POST /query      {"sql", "params"}: {"columns", "rows", "position", "role"}
     POST /exec       {"statements": [{"sql", "params"}, ...]} or one {"sql", "params"}:
-                     {"txid", "changes", "position", "role"} (txid None: nothing changed)
-    GET  /position   {"role", "position", "head", "lag_tx", "since_contact_s", "last_delay_s"}
+                     {"txid", "changes", "position", "role"}
+    GET  /position   {"role", "position", "head", "lag_tx", "since_contact_s",
+                     "last_delay_s", "median_delay_s" (commit to apply, last 100 changes)}
                      (head: the primary's txid as this replica last saw it, from a
                      pull or a forwarded write)
     GET  /changes    ?after=N&limit=M (the primary's log): {"changes": [...], "head"}
@@ -55,7 +56,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import statistics
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -69,6 +72,7 @@ QUERY_LIMIT_S = 2.0
 MAX_ROWS = 10_000
 MAX_STATEMENTS = 100
 CHANGES_PER_PULL = 500
+DELAYS_KEPT = 100  # the last changes whose commit-to-apply delays make the median
 # Functions whose result differs between the primary and a replay on a replica.
 NOT_REPLAYABLE = {"random", "randomblob", "date", "time", "datetime", "julianday", "strftime"}
 NOT_REPLAYABLE |= {"unixepoch", "current_date", "current_time", "current_timestamp"}
@@ -233,6 +237,7 @@ class Database:
         self.head = store.position  # the primary's latest txid, as last seen
         self.contact = time.time()  # when the primary last answered
         self.last_delay_s: float | None = None  # commit to apply, of the last change applied
+        self.delays: deque[float] = deque(maxlen=DELAYS_KEPT)  # and of the recent ones
         self.session: aiohttp.ClientSession | None = None
 
     # -- data plane -----------------------------------------------------------------
@@ -279,6 +284,7 @@ class Database:
                 "lag_tx": head - position,
                 "since_contact_s": round(time.time() - self.contact, 3) if self.primary_url else 0,
                 "last_delay_s": self.last_delay_s,
+                "median_delay_s": statistics.median(self.delays) if self.delays else None,
             }
         )
 
@@ -313,6 +319,7 @@ class Database:
         for change in batch["changes"]:
             self.store.apply(change)
             self.last_delay_s = round(time.time() - change["at"], 4)
+            self.delays.append(self.last_delay_s)
             self.metrics.count("applied")
         self.head = max(self.head, int(batch["head"]))
 
