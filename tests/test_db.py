@@ -17,6 +17,7 @@ import pytest
 from test_services_support import Service, metrics, post_json, request, wait_until
 
 from kit.control import call, deploy, protocol
+from kit.nb.history import History
 from kit.services.db import BadSQL, Store
 
 # -- Store (unit) -------------------------------------------------------------------------
@@ -241,3 +242,29 @@ def test_a_handler_writes_through_env_db_and_reads_its_replica(pair, home):
     finally:
         pop.stop()
         origin.stop()
+
+
+@pytest.mark.loopback
+def test_the_history_checker_catches_a_lagging_replica_breaking_read_your_writes(pair):
+    primary, replica = pair
+    execute(primary, ("CREATE TABLE IF NOT EXISTS carts (user TEXT PRIMARY KEY, item TEXT)", []))
+    created = position(primary)["position"]
+    assert wait_until(lambda: position(replica)["position"] == created)
+    history, user = History(), f"u{random.randrange(10**6)}"
+    upsert = "INSERT INTO carts VALUES (?, ?) ON CONFLICT(user) DO UPDATE SET item = excluded.item"
+    select = {"sql": "SELECT item FROM carts WHERE user = ?", "params": [user]}
+    call(replica.control, "POST", protocol.CONFIG, {"paused": True})
+    try:
+        for n in range(3):  # write through the replica (forwarded), then read it back there
+            op = history.start(user, "write", "cart", f"item-{n}")
+            history.end(op, txid=execute(replica, (upsert, [user, f"item-{n}"]))["txid"])
+            op = history.start(user, "read", "cart")
+            rows = post_json(replica.url, "/query", select).json()["rows"]
+            history.end(op, value=rows[0][0] if rows else None)
+    finally:
+        call(replica.control, "POST", protocol.CONFIG, {"paused": False})
+    assert history.summary()["read your writes violations"] == 3  # the replica never had them
+    assert wait_until(lambda: position(replica)["position"] == position(primary)["position"])
+    op = history.start(user, "read", "cart")
+    history.end(op, value=post_json(replica.url, "/query", select).json()["rows"][0][0])
+    assert history.summary()["read your writes violations"] == 3  # caught up: no new one
