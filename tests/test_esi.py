@@ -162,3 +162,47 @@ async def test_includes_per_page_are_bounded():
     body = b'<esi:include src="/x" onerror="continue"/>' * (esi.MAX_INCLUDES + 10)
     page = await collect(body, fetcher({"/x": b"x"}))
     assert page == b"x" * esi.MAX_INCLUDES
+
+
+PIECES = [
+    b'<esi:include src="/a"/>',
+    b'<esi:include src="/loop" onerror="continue"/>',
+    b'<esi:include src="//elsewhere/x" alt="/a" onerror="continue"/>',
+    b"<esi:include",
+    b"/>",
+    b"<esi:remove>",
+    b"</esi:remove>",
+    b"<!--esi",
+    b"-->",
+    b'<esi:comment text="c"/>',
+    b"<esi:vars>",
+    b"<p>",
+    b"text \xff\x00 ",
+    b"<",
+    b">",
+    b'"',
+]
+
+
+@run
+async def test_random_markup_never_breaks_the_parser_or_the_assembler():
+    """Fuzzed templates: parse never raises; assembly ends (or names its failure) in bounds."""
+    import random
+
+    rng = random.Random()
+    pages = {"/a": b"A", "/loop": (b'<esi:include src="/loop" onerror="continue"/>', ESI)}
+    for _ in range(300):
+        body = b"".join(rng.choices(PIECES, k=rng.randint(0, 30)))
+        template = parse(body)
+        if not template.has_markup:
+            assert template.pieces == [body]
+        try:
+            async with asyncio.timeout(5):
+                await collect(body, fetcher(pages), Limits(timeout_s=0.5))
+        except IncludeFailed as failed:
+            assert str(failed)
+
+
+def test_a_page_that_is_all_removed_is_still_processed():
+    template = parse(b"<esi:remove>only for clients without ESI</esi:remove>")
+    assert template.has_markup and template.pieces == [b""]

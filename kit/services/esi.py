@@ -89,14 +89,11 @@ class Template:
 
     pieces: list[bytes | Include] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    has_markup: bool = False  # any ESI at all (else the body is passed on as it is)
 
     @property
     def includes(self) -> list[Include]:
         return [p for p in self.pieces if isinstance(p, Include)]
-
-    @property
-    def has_markup(self) -> bool:
-        return len(self.pieces) != 1 or not isinstance(self.pieces[0], bytes) or bool(self.errors)
 
 
 def parse(body: bytes) -> Template:
@@ -119,6 +116,7 @@ def _parse_into(body: bytes, template: Template) -> None:
                 pieces.append(chunk)
 
     while (found := _START.search(body, at)) is not None:
+        template.has_markup = True
         text(body[at : found.start()])
         line = body.count(b"\n", 0, found.start()) + 1
         if found.group(0) == b"<!--esi":
