@@ -102,7 +102,7 @@ def page_load(
     edge: Any,
     sources: Iterable[str],
     path: str,
-    users: Iterable[int] = (4, 16),
+    users: Iterable[int] = (6, 24),
     run_time_s: int = 3,
 ) -> pd.DataFrame:
     """Stepped Locust load on one page from `sources`; origin requests/s counted there.
