@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -145,7 +146,7 @@ class PolicyProbe:
 
     def __init__(self, world: Any, edge: Any) -> None:
         self.world, self.edge = world, edge
-        self.update_s = random.randint(2, 4)
+        self.update_s = random.randint(2, 3)
         self.outage_s = random.choice([90, 300, 600, 1800, 3600])
         self.readers = ("user-vienna", "user-zurich")
 
@@ -176,9 +177,15 @@ class PolicyProbe:
         try:
             self.apply(rules)
             self.edge.purge()
-            self.personal_pages_are_never_shared()
-            self.live_api_is_never_stored(rules)
-            self.assets_are_kept(rules)
+            with ThreadPoolExecutor(max_workers=4) as pool:  # independent URLs: at once
+                started = [
+                    pool.submit(self.personal_pages_are_never_shared),
+                    pool.submit(self.live_api_is_never_stored, rules),
+                    pool.submit(self.assets_are_kept, rules),
+                    pool.submit(self.articles_cached, rules),
+                ]
+                for future in started:
+                    future.result()  # the first broken promise, in this order
             self.articles(rules)
         finally:
             self.edge.origin_config({"rules": [], "think_ms": 0, "version": "v1"})
@@ -243,14 +250,19 @@ class PolicyProbe:
             f"({HINT_POLICY})",
         )
 
+    def articles_cached(self, rules: list[dict[str, Any]]) -> None:
+        """Two articles: a quiet one in the cache now (its copy only ages from here), and
+        a busy one, first read as its busy spell starts (`articles`)."""
+        self.pages = (f"/page/{_made_up()}", f"/page/{_made_up()}")
+        read(self.world, self.readers[1], self.url(self.pages[1]))
+
     def articles(self, rules: list[dict[str, Any]]) -> None:
         """Busy pages: an update within update_s, no reader waiting; then an outage."""
-        busy, quiet = f"/page/{_made_up()}", f"/page/{_made_up()}"
+        busy, quiet = self.pages
         update_s, every = self.update_s, 0.25
-        for path in (busy, quiet):  # in the cache before the update
-            read(self.world, self.readers[1], self.url(path))
+        read(self.world, self.readers[0], self.url(busy))  # a miss: fresh as the spell starts
         readers = Readers()
-        count = int((update_s + 2.0) / every)
+        count = int((update_s + 1.5) / every)
         readers.start(
             "busy", self.world, self.readers[0], self.url(busy), count=count, every_s=every
         )
