@@ -429,10 +429,18 @@ class Pop:
                 )
 
     def revalidate_soon(self, key: str, request: Request, entry: Entry) -> None:
-        """Refresh a stale entry in the background, once per key at a time (RFC 5861 §3)."""
+        """Refresh a stale entry in the background, once per key at a time (RFC 5861 §3).
+
+        The refresh counts as the key's fetch in flight for request collapsing: a
+        request that finds the copy too old to serve stale while it runs waits for it
+        instead of asking the origin a second time.
+        """
         if key in self.revalidating:
             return
         self.revalidating.add(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.collapse and key not in self.inflight:
+            self.inflight[key] = done
 
         async def revalidate() -> None:
             try:
@@ -440,6 +448,9 @@ class Pop:
                 await response.read()  # a streamed body is stored once read to the end
             finally:
                 self.revalidating.discard(key)
+                if self.inflight.get(key) is done:
+                    del self.inflight[key]
+                done.set_result(None)
 
         self.in_background(revalidate(), 60.0)
 
