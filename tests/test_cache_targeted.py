@@ -5,9 +5,11 @@ import math
 import numpy as np
 import pytest
 from multidict import CIMultiDict
-from test_cache import NOW, Clock, headers  # noqa: F401 — the shared fake clock
+from test_cache import NOW, headers
+from test_cache import cache as _cache  # noqa: F401 — the shared fixtures, by name below
+from test_cache import clock as _clock  # noqa: F401
 
-from kit.services.cache import HttpCache, State, cache_directives, storable, tags_of
+from kit.services.cache import State, cache_directives, storable, tags_of
 from kit.services.rum import (
     MAX_BODY,
     Collector,
@@ -17,16 +19,7 @@ from kit.services.rum import (
 )
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def cache(clock):
-    return HttpCache(max_bytes=1 << 20, max_object_bytes=1 << 16, clock=clock)
+cache, clock = _cache, _clock  # pytest finds a fixture by its name in this module
 
 
 def store(cache, path="/a", **fields):

@@ -104,6 +104,19 @@ def test_a_replica_applies_the_log_strictly_in_order(store, tmp_path):
     assert replica.position == store.position
 
 
+@pytest.mark.unit
+def test_a_write_past_the_size_bound_gets_507_and_changes_nothing(tmp_path):
+    small = Store(str(tmp_path / "small.sqlite"), max_bytes=256 << 10)
+    small.write([("CREATE TABLE blobs (b BLOB)", [])])
+    with pytest.raises(BadSQL) as full:
+        for _ in range(100):
+            position = small.position
+            small.write([("INSERT INTO blobs VALUES (zeroblob(32768))", [])])
+    assert full.value.status == 507 and "full" in str(full.value)
+    assert small.position == position  # the refused transaction left no trace
+    assert small.read("SELECT count(*) FROM blobs", [])["rows"][0][0] == position - 1
+
+
 # -- primary and replica (loopback) -------------------------------------------------------
 
 

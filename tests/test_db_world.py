@@ -57,7 +57,6 @@ def test_a_write_through_the_tokyo_replica_comes_back_to_it_over_the_link(world,
     assert read["rows"] == [[7]] and read["position"] >= written["txid"]
     # Ashburn to Tokyo is about 75 ms one way: no replica applies a change sooner
     assert db.position("db-ap")["last_delay_s"] >= 0.05
-    assert db.positions()["db-eu"] <= db.positions()["db-primary"]
 
 
 def test_a_paused_replica_falls_behind_and_catches_up(world, db):

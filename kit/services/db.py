@@ -71,6 +71,7 @@ from kit.services.common import Log, Metrics, Served, json_error, make_apps, par
 QUERY_LIMIT_S = 2.0
 MAX_ROWS = 10_000
 MAX_STATEMENTS = 100
+MAX_DB_BYTES = 256 << 20  # anyone on the network may write: the file has a bound
 CHANGES_PER_PULL = 500
 DELAYS_KEPT = 100  # the last changes whose commit-to-apply delays make the median
 # Functions whose result differs between the primary and a replay on a replica.
@@ -109,9 +110,11 @@ def _authorizer(writing: bool):
 class Store:
     """The SQLite file: users' reads and writes, the change log, and the position."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, max_bytes: int = MAX_DB_BYTES) -> None:
         self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
         self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        page = self.db.execute("PRAGMA page_size").fetchone()[0]
+        self.db.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page)}")  # a bounded file
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS _kit_log (txid INTEGER PRIMARY KEY, at REAL, statements)"
         )
@@ -154,7 +157,8 @@ class Store:
             self.db.execute("UPDATE _kit_position SET txid = ?", (txid,))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite ends some failed transactions itself (full)
+                self.db.execute("ROLLBACK")
             raise
         changes = sum(max(c.rowcount, 0) for c in cursors)  # DDL counts -1
         return {"txid": txid, "changes": changes, "position": txid}
@@ -178,7 +182,8 @@ class Store:
             self.db.execute("UPDATE _kit_position SET txid = ?", (change["txid"],))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite ends some failed transactions itself (full)
+                self.db.execute("ROLLBACK")
             raise
 
     @staticmethod
@@ -195,6 +200,10 @@ class Store:
             if str(error) == "interrupted":
                 raise BadSQL(f"the statement ran longer than {QUERY_LIMIT_S} s") from None
             reason = str(error)
+            if isinstance(error, sqlite3.OperationalError) and "full" in reason:
+                raise BadSQL(
+                    f"the database is full ({MAX_DB_BYTES >> 20} MB at most)", 507
+                ) from None
             if "not authorized" in reason or "authorization denied" in reason:
                 reason += (
                     " (not allowed here: ATTACH, VACUUM INTO, PRAGMA, transactions, the kit's"
@@ -227,7 +236,7 @@ def statement_of(item: Any) -> Statement:
     return item["sql"], params
 
 
-class Database:
+class DatabaseService:
     """The service: a primary, or a replica following `primary_url`."""
 
     def __init__(self, store: Store, primary_url: str | None, log: Log, metrics: Metrics) -> None:
@@ -355,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     log = Log("db")
     role = "replica" if args.primary else "primary"
     metrics = Metrics("db", ("queries", "writes", "forwarded", "applied"), role=role)
-    database = Database(Store(args.db), args.primary, log, metrics)
+    database = DatabaseService(Store(args.db), args.primary, log, metrics)
     served = Served.of(args)
     planes = make_apps("db", served, metrics, log, role=role)
     planes.data.cleanup_ctx.append(database.client)
