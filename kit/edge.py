@@ -217,6 +217,7 @@ def start_edge(
     timeout: float = 20.0,
     database: Database | None = None,
     kv: KvStore | None = None,
+    replica_for: dict[str, str] | None = None,
 ) -> Edge:
     """Start an origin on each of ``origins`` and a PoP on each of ``pops`` (default: every PoP).
 
@@ -224,7 +225,8 @@ def start_edge(
     sends its host name in ``x-origin``. ``think_ms`` is the origins' server time
     per request. With a ``database`` (``kit.db.start_database``), each PoP's
     handlers get ``env.db`` at the database nearest to it (by configured RTT); with
-    a ``kv`` store (``kit.kv.start_kv``), ``env.kv``.
+    a ``kv`` store (``kit.kv.start_kv``), ``env.kv``. ``replica_for`` places a PoP's
+    ``env.db`` elsewhere: ``{"pop-tokyo": "db-eu"}`` makes Tokyo's handlers query Frankfurt.
     Returns an ``Edge``.
     """
     if not world.running:
@@ -262,9 +264,10 @@ def start_edge(
         if database is not None:
             rtt = {db: world.configured_rtt(name, db) for db in database.services}
             nearest = min(rtt, key=lambda db: float("inf") if rtt[db] is None else rtt[db])
+            chosen = (replica_for or {}).get(name, nearest)
             commands[name] += [
                 "--db-replica",
-                database.url(nearest),
+                database.url(chosen),
                 "--db-primary",
                 database.url(),
             ]

@@ -86,3 +86,14 @@ def test_each_pop_reads_the_database_nearest_to_it(world, db):
             assert json.loads(answer["body"])["replica"] == db.url(nearest)
     finally:
         edge.stop()
+
+
+def test_replica_for_places_a_pops_database_elsewhere(world, db):
+    edge = start_edge(world, database=db, replica_for={"pop-tokyo": "db-eu"})
+    try:
+        where = "async def fetch(request, env, ctx):\n    return Response(env.db.replica)\n"
+        deploy(where, edge.pops)
+        answer = http_request(world, "user-tokyo", edge.pop_url("pop-tokyo") + "/where")
+        assert answer["body"] == db.url("db-eu")  # not the nearer db-ap
+    finally:
+        edge.stop()
