@@ -45,6 +45,8 @@ notebook cell run twice) stops the previous one first.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
@@ -225,7 +227,8 @@ def start_edge(
     sends its host name in ``x-origin``. ``think_ms`` is the origins' server time
     per request. With a ``database`` (``kit.db.start_database``), each PoP's
     handlers get ``env.db`` at the database nearest to it (by configured RTT); with
-    a ``kv`` store (``kit.kv.start_kv``), ``env.kv``. ``replica_for`` places a PoP's
+    a ``kv`` store (``kit.kv.start_kv``), ``env.kv`` and ``env.actors`` (whose
+    directory lives in that store; ``kit/runtime/actors.py``). ``replica_for`` places a PoP's
     ``env.db`` elsewhere: ``{"pop-tokyo": "db-eu"}`` makes Tokyo's handlers query Frankfurt.
     Returns an ``Edge``.
     """
@@ -271,6 +274,18 @@ def start_edge(
                 "--db-primary",
                 database.url(),
             ]
+
+    if kv is not None:  # actors: every PoP knows its peers, the directory, a shared secret
+        peers = {name: f"http://{world.ip(name)}:{port}" for name in names}
+        setup = {"directory": kv.url, "peers": peers, "secret": secrets.token_urlsafe(32)}
+        setup["folder"] = str(Path(world.record.scratch) / "actors")
+        actors_file = Path(world.record.scratch) / "actors.json"
+        actors_file.unlink(missing_ok=True)
+        descriptor = os.open(actors_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:  # root-only: it holds the PoPs' secret
+            json.dump(setup, file)
+        for name in names:
+            commands[name] += ["--kv", kv.url, "--actors", str(actors_file)]
 
     edge = Edge(world, origins, names, port, {})
     try:

@@ -11,7 +11,7 @@ sees (see `matcher.py`). In the middleware form, `await next()` (or
 
 The module starts with the handler API already imported (`HANDLER_API`:
 `Request`, `Response`, `Geo`, and the errors of bindings: `FetchError`, `DbError`,
-`KvError`), so a function copied from a
+`KvError`, `ActorError`), so a function copied from a
 notebook cell runs as is. It does not see the notebook's tools (`deploy`...).
 
 `load_handler` compiles and runs the module once, inside the PoP's handler
@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit.runtime.actors import ActorError
 from kit.runtime.bindings import DbError, FetchError, KvError
 from kit.runtime.http import Geo, Request, Response
 from kit.runtime.matcher import Matcher
@@ -84,6 +85,7 @@ HANDLER_API = {
     "FetchError": FetchError,
     "DbError": DbError,
     "KvError": KvError,
+    "ActorError": ActorError,
 }
 
 

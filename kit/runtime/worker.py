@@ -49,8 +49,10 @@ import socket
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
+from kit.runtime.actors import ActorError, ActorsBinding, Home
 from kit.runtime.bindings import (
     CacheBinding,
     Context,
@@ -102,6 +104,7 @@ class Worker:
         self.call_ids = itertools.count(1)
         self.streams = BodyStreams()
         self.background: set[asyncio.Task[Any]] = set()
+        self.home: Home | None = None  # the actors living at this PoP (actors.py)
 
     async def run(self) -> None:
         self.reader, self.writer = await asyncio.open_unix_connection(sock=self.sock)
@@ -138,6 +141,10 @@ class Worker:
         if "kv" in services:  # a KV store's central URL; reads are cached at this PoP
             writer = str(header.get("pop"))
             self.env.bind("kv", KvBinding(fetch, self.env.cache, services["kv"], writer))
+        if "actors" in services:  # actors: stubs to any of them; this PoP is home to some
+            self.env.bind("actors", ActorsBinding(self.call))
+            folder = Path(services["actors"]["folder"])
+            self.home = Home(folder, self.handler.namespace, self.env)
         matcher = self.handler.matcher.patterns if self.handler.matcher else None
         write_message(
             self.writer,
@@ -157,7 +164,8 @@ class Worker:
             rid = header["id"]
             payload = self.streams.open(f"q{rid}") if header.get("more") else body
             request = request_from(header["request"], payload)
-            self.tasks[rid] = asyncio.create_task(self.serve(rid, request))
+            actor = header.get("actor")  # a request for one of the actors living here
+            self.tasks[rid] = asyncio.create_task(self.serve(rid, request, actor))
         elif kind == "cancel":
             task = self.tasks.get(header["id"])
             if task:
@@ -172,10 +180,13 @@ class Worker:
 
     # -- one request -------------------------------------------------------
 
-    async def serve(self, rid: int, request: Request) -> None:
+    async def serve(self, rid: int, request: Request, actor: dict[str, str] | None) -> None:
         ctx, ended = Context(), False  # ended: the PoP was told this request is over
         try:
-            response = await self.run_handler(request, ctx)
+            if actor is None:
+                response = await self.run_handler(request, ctx)
+            else:
+                response = await self.run_actor(actor["class"], actor["name"], request)
             body = await _body(response)
             whole = isinstance(body, bytes) and len(body) <= PIECE  # one message: also the end
             head = {"t": "response", "id": rid, "done": whole, **response_fields(response)}
@@ -185,6 +196,8 @@ class Worker:
             for work in ctx.after_response:
                 work.close()
             ctx.after_response.clear()
+        except ActorError as error:  # an actor whose home is cut off, not caught
+            ended = await self.failed(rid, 503, error)
         except FetchError as error:  # an env.fetch that got no answer, not caught
             ended = await self.failed(rid, 502, error)
         except BaseException as error:  # noqa: BLE001 — sys.exit() included: a handler error
@@ -211,6 +224,11 @@ class Worker:
         if not isinstance(response, Response):
             raise TypeError(f"the handler returned {type(response).__name__}, not a Response")
         return response
+
+    async def run_actor(self, class_name: str, name: str, request: Request) -> Response:
+        if self.home is None:
+            raise LookupError("this PoP was started without actors")
+        return await self.home.serve(class_name, name, request)
 
     async def failed(self, rid: int, status: int, error: BaseException) -> bool:
         """Tell the PoP why the handler failed (an error message also ends the request)."""
@@ -253,7 +271,8 @@ class Worker:
         finally:
             self.calls.pop(cid, None)
         if "error" in reply:
-            raise (FetchError if reply.get("kind") == "FetchError" else PopError)(reply["error"])
+            kinds = {"FetchError": FetchError, "ActorError": ActorError}
+            raise kinds.get(reply.get("kind", ""), PopError)(reply["error"])
         return None if reply.get("none") else response_from(reply, payload)
 
 

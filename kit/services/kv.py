@@ -31,8 +31,17 @@ Limits as Workers KV documents them: keys up to 512 bytes, values up to
 `MAX_VALUE_BYTES` (smaller than Workers' 25 MiB: this is a laptop); the whole
 store up to `MAX_STORE_BYTES`, past which a write gets 507.
 
-Control plane: `DELETE /_kit/kv` forgets every key; metrics count reads, writes,
-and stale writes dropped.
+The same process is the actors' placement directory (`kit/services/pop_actors.py`),
+because it is the one central place of the world's edge data:
+
+    POST   /placement   {"actor": "Class/id", "pop": "pop-x"}: {"home": "pop-..."}
+
+The first claim for an actor wins and is never changed: the answer is the PoP it
+lives at, whoever asks. At most `MAX_PLACEMENTS` actors are placed (507 past it).
+
+Control plane: `DELETE /_kit/kv` forgets every key (not the placements, whose
+actors' storage is still at their homes); metrics count reads, writes, stale
+writes dropped and actors placed.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 1 << 20
 MAX_STORE_BYTES = 64 << 20
 LIST_LIMIT = 1000
+MAX_PLACEMENTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,7 @@ class KvService:
 
     def __init__(self, metrics: Metrics) -> None:
         self.store, self.metrics = Store(), metrics
+        self.homes: dict[str, str] = {}  # actor "Class/id" -> the PoP it lives at
 
     async def get_route(self, request: web.Request) -> web.Response:
         self.metrics.count("reads")
@@ -144,6 +155,25 @@ class KvService:
     async def list_route(self, request: web.Request) -> web.Response:
         return web.json_response({"keys": self.store.keys(request.query.get("prefix", ""))})
 
+    async def placement_route(self, request: web.Request) -> web.Response:
+        """Where an actor lives: the first claim for it, kept for ever."""
+        try:
+            claim = await request.json()
+            actor, pop = claim["actor"], claim["pop"]
+            if not (isinstance(actor, str) and isinstance(pop, str)) or not actor or not pop:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            return json_error(400, 'send {"actor": "Class/id", "pop": "pop-name"}')
+        if len(actor.encode()) > MAX_KEY_BYTES or len(pop) > 100:
+            return json_error(400, "an actor or PoP name that long is not one")
+        home = self.homes.get(actor)
+        if home is None:
+            if len(self.homes) >= MAX_PLACEMENTS:
+                return json_error(507, f"at most {MAX_PLACEMENTS} actors are placed")
+            home = self.homes[actor] = pop
+            self.metrics.count("placed")
+        return web.json_response({"home": home})
+
     async def forget_route(self, request: web.Request) -> web.Response:
         forgotten = len(self.store.entries)
         self.store = Store()
@@ -154,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     cli = parser("kv", "A key-value store in the shape of Workers KV (the central store).")
     args = cli.parse_args(argv)
     log = Log("kv")
-    metrics = Metrics("kv", ("reads", "writes", "stale_writes"))
+    metrics = Metrics("kv", ("reads", "writes", "stale_writes", "placed"))
     kv = KvService(metrics)
     served = Served.of(args)
     planes = make_apps("kv", served, metrics, log)
@@ -163,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     data.add_get("/kv/{key:.+}", kv.get_route)
     data.add_put("/kv/{key:.+}", kv.put_route)
     data.add_delete("/kv/{key:.+}", kv.delete_route)
+    data.add_post("/placement", kv.placement_route)
     planes.control.router.add_delete(protocol.KV, kv.forget_route)
     serve(planes, served, log)
 

@@ -68,6 +68,7 @@ from kit.services.cache import (
 )
 from kit.services.common import Log, Metrics, Served, make_apps, parser, serve
 from kit.services.encoding import compress, compress_stream, compressible, negotiate
+from kit.services.pop_actors import ACTOR_HEADER, ActorRouter, load_actors
 from kit.services.pop_control import PopControl
 from kit.services.pop_handlers import Handlers
 from kit.services.rum import MAX_BODY as BEACON_MAX_BODY
@@ -169,6 +170,7 @@ class PopOptions:
     db_primary: str | None = None  # and its primary
     kv: str | None = None  # env.kv: the KV store's central URL
     collapse: bool = True  # request collapsing (off only to measure what it saves)
+    actors: str | None = None  # env.actors: a JSON file (pop_actors.load_actors says what)
 
 
 class Pop:
@@ -191,6 +193,11 @@ class Pop:
             self.services["db"] = {"replica": options.db_replica, "primary": primary}
         if options.kv:
             self.services["kv"] = options.kv
+        self.actors: ActorRouter | None = None
+        if options.actors:
+            setup = load_actors(options.actors)
+            self.actors = ActorRouter(self, setup["directory"], setup["peers"], setup["secret"])
+            self.services["actors"] = {"folder": f"{setup['folder']}/{self.name}"}
         self.rum = Collector()  # beacons at BEACON_PATH (rum.py)
         self.collapse = options.collapse
         self.background: set[asyncio.Task[Any]] = set()
@@ -221,6 +228,10 @@ class Pop:
             return self.loop_detected(web_request)
         if web_request.path == BEACON_PATH:
             return await self.beacon(web_request)
+        if ACTOR_HEADER in web_request.headers:  # another PoP, for an actor living here
+            if self.actors is None:
+                return web.Response(status=404, text=f"PoP {self.name} runs no actors\n")
+            return await self.actors.incoming(web_request)
         handler = self.handlers.matching(web_request.path)
         if handler is None:  # no handler for this path: a plain caching proxy
             hit = self.fresh_hit(web_request)
@@ -656,6 +667,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.add_argument("--db-replica", help="env.db: the database replica handlers read from")
     cli.add_argument("--db-primary", help="env.db's primary (default: the replica)")
     cli.add_argument("--kv", help="env.kv: the KV store's URL (kit/services/kv.py)")
+    cli.add_argument("--actors", help="env.actors: JSON file of directory, peers, secret, folder")
     args = cli.parse_args(argv)
     log, metrics = Log("pop", pop=args.pop), Metrics("pop", POP_COUNTERS, pop=args.pop)
     try:
@@ -677,11 +689,12 @@ def main(argv: list[str] | None = None) -> None:
         args.db_primary,
         args.kv,
         collapse=not args.no_collapse,
+        actors=args.actors,
     )
     try:
         pop = Pop(options, log, metrics)
     except (OSError, ValueError, KeyError) as error:
-        cli.error(f"--geo: {error}")
+        cli.error(f"--geo or --actors: {error}")
     served = Served.of(args)
     planes = make_apps("pop", served, metrics, log, pop=args.pop, origin=args.origin)
     planes.data.on_startup.append(pop.start)

@@ -164,6 +164,11 @@ class Handlers:
             return await pop.fetch(request)
         if op == "fetch":
             return await pop.fetch_url(request, options.get("timeout_s"))
+        if op == "actor":  # a stub's fetch: to wherever the actor lives (pop_actors.py)
+            if pop.actors is None:
+                raise ValueError("this PoP was started without actors (start_edge(..., kv=...))")
+            actor, name, location = options["actor"], options["name"], options.get("location")
+            return await pop.actors.call(request, actor, name, location)
         key, now = request.url.raw_path_qs, pop.cache.clock()
         if op == "cache.match":
             entry = pop.cache.lookup(key, request.headers)

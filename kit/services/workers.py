@@ -43,6 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit.runtime.actors import ActorError
 from kit.runtime.bindings import FetchError
 from kit.runtime.http import Request, Response
 from kit.runtime.loader import LoadError
@@ -188,8 +189,11 @@ class Worker:
 
     # -- requests -----------------------------------------------------------
 
-    async def handle(self, request: Request, timeout_s: float) -> Response:
-        """The handler's answer to one request, or HandlerFailed."""
+    async def handle(
+        self, request: Request, timeout_s: float, actor: dict[str, str] | None = None
+    ) -> Response:
+        """The handler's answer to one request, or HandlerFailed. With `actor`
+        ({"class", "name"}), the answer of that actor living in this worker."""
         if not self.alive:
             raise HandlerFailed(503, f"the handler's worker is gone: {self.death}")
         rid = next(self.ids)
@@ -197,6 +201,8 @@ class Worker:
         self.in_flight[rid] = flight
         try:
             head = {"t": "request", "id": rid, "request": request_fields(request)}
+            if actor is not None:
+                head["actor"] = actor
             await send_body(self.writer, head, f"q{rid}", await request.read())
             async with asyncio.timeout(timeout_s):
                 header, payload = await flight.head
@@ -288,8 +294,9 @@ class Worker:
         reply: dict[str, Any] = {"t": "reply", "c": cid}
         try:
             result = await self.bindings(op, request, header.get("options") or {}, stored)
-        except FetchError as error:
-            result, reply["error"], reply["kind"] = None, str(error), "FetchError"
+        except FetchError as error:  # the worker raises the same kind in the handler
+            kind = "ActorError" if isinstance(error, ActorError) else "FetchError"
+            result, reply["error"], reply["kind"] = None, str(error), kind
         except (ValueError, TypeError, KeyError) as error:
             result, reply["error"], reply["kind"] = None, str(error), type(error).__name__
         try:
