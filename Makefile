@@ -31,6 +31,7 @@ bench: setup
 	$(PY) bench/edge_bench.py
 	$(PY) bench/handlers_bench.py
 	$(PY) bench/db_bench.py
+	$(PY) bench/actor_bench.py
 	$(PY) bench/notebook_bench.py
 
 # Regenerate requirements.lock from requirements.in (then commit both).
