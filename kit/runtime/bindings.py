@@ -11,6 +11,8 @@ fills it when a handler is deployed:
                  (on a PoP started with a database: `start_edge(..., database=db)`)
     env.kv       a Workers-KV-like store: await env.kv.get("k")
                  (on a PoP started with one: `start_edge(..., kv=store)`)
+    env.actors   Durable-Objects-like:    await env.actors.get("Room", "lobby").fetch("/")
+                 (the same PoPs; `kit/runtime/actors.py`)
     env.config   the dict given to deploy(..., config={...})
     env.pop      the name of this PoP
 
