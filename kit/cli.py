@@ -1,8 +1,10 @@
-"""``python -m kit``: doctor, up, verify, clean.
+"""``python -m kit``: doctor, start-page, up, verify, clean.
 
 - ``doctor``  can a lab run here? Root, Mininet, the link mechanism and why,
-  Mosquitto, the JupyterLab port, leftovers of crashed worlds. Exit 0 only when
-  a lab can run.
+  Mosquitto, the JupyterLab port, worlds running, leftovers of crashed worlds.
+  Exit 0 only when a lab can run.
+- ``start-page PATH``  write the page JupyterLab opens on (``kit.nb.chapters``):
+  the chapter map and what ``doctor`` finds.
 - ``up``      start the default world and keep it until Ctrl-C.
 - ``verify``  start the default world, measure the RTT of every user-to-server
   pair and every backbone link, print configured vs measured; exit 1 if any
@@ -19,6 +21,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
@@ -29,9 +32,9 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def doctor() -> int:
-    """Print what a lab needs and whether this machine has it."""
-    checks: list[tuple[str, bool, str]] = []  # (what, ok, detail)
+def machine_state() -> list[tuple[str, bool, str]]:
+    """What a lab needs and whether this machine has it: (what, ok, detail) rows."""
+    checks: list[tuple[str, bool, str]] = []
     linux = sys.platform.startswith("linux")
     checks.append(("Linux", linux, sys.platform))
     root = linux and os.geteuid() == 0
@@ -60,13 +63,21 @@ def doctor() -> int:
     port_free = _port_free(8888)
     checks.append(("port 8888", True, "free" if port_free else "in use (JupyterLab running? fine)"))
     if root:
-        from kit.net.registry import leftovers
+        from kit.net.registry import leftovers, load_records
 
         left = leftovers()
+        live = [r.id for r in load_records() if r not in left]
+        checks.append(("worlds running", True, ", ".join(live) or "none"))
         detail = ", ".join(r.id for r in left) or "none"
         checks.append(
             ("leftovers", not left, detail + ("  -> python -m kit clean" if left else ""))
         )
+    return checks
+
+
+def doctor() -> int:
+    """Print what a lab needs and whether this machine has it."""
+    checks = machine_state()
     width = max(len(c[0]) for c in checks)
     for what, ok, detail in checks:
         print(f"{'ok  ' if ok else 'FAIL'}  {what.ljust(width)}  {detail}")
@@ -139,12 +150,25 @@ def clean() -> int:
     return 0
 
 
+def write_start_page(path: Path) -> int:
+    """Write the start page (the chapter map and this machine's state) to `path`."""
+    from kit.nb.chapters import start_page
+
+    path.write_text(start_page(path.parent, machine_state()))
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m kit", description="Edge Lab's command line")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, fn in (("doctor", doctor), ("up", up), ("verify", verify), ("clean", clean)):
         sub.add_parser(name, help=fn.__doc__.splitlines()[0] if fn.__doc__ else name)
+    page = sub.add_parser("start-page", help="write the page JupyterLab opens on")
+    page.add_argument("path", type=Path, help="e.g. labs/START.md (the chapters beside it)")
     args = ap.parse_args(argv)
+    if args.command == "start-page":
+        return write_start_page(args.path)
     if args.command != "doctor" and (not sys.platform.startswith("linux") or os.geteuid() != 0):
         print(
             f"`python -m kit {args.command}` needs Linux and root (Mininet makes network "

@@ -32,6 +32,10 @@ else  # a service: its output goes to the system log
   echo "Edge Lab: open http://127.0.0.1:8888/lab?token=TOKEN, TOKEN in $TOKEN_FILE (root only)"
 fi
 echo
+# The start page: the chapter map and this machine's state, opened first (rendered:
+# vagrant/overrides.json, installed by provision.sh, makes Markdown open as a preview).
+"$ROOT/.venv/bin/python" -m kit start-page "$ROOT/labs/START.md" >/dev/null
 cd "$ROOT/labs"
 exec "$ROOT/.venv/bin/jupyter" lab --ip "$IP" --port 8888 --no-browser --allow-root \
-  --ServerApp.root_dir="$ROOT/labs" --config="$CONFIG"
+  --ServerApp.root_dir="$ROOT/labs" --ServerApp.default_url=/lab/tree/START.md \
+  --config="$CONFIG"

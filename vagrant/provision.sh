@@ -56,3 +56,8 @@ if ! cmp -s "$ROOT/requirements.lock" "$STAMP"; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.lock"
   cp "$ROOT/requirements.lock" "$STAMP"
 fi
+
+# 4. JupyterLab's settings for the labs: Markdown (the start page) opens rendered.
+SETTINGS="$VENV/share/jupyter/lab/settings"
+mkdir -p "$SETTINGS"
+cmp -s "$ROOT/vagrant/overrides.json" "$SETTINGS/overrides.json" || cp "$ROOT/vagrant/overrides.json" "$SETTINGS/overrides.json"
