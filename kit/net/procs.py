@@ -5,9 +5,11 @@ A ``Service`` is one long-running program on one host, typically
 path (host shells inherit the notebook kernel's PATH, which may not be the
 venv's), its output goes to a log file in the world's scratch folder (readable
 from a notebook with ``service.log()``), and it counts as started only when its
-health URL answers: an ``http://`` URL is asked from inside the host, and a
+health URL answers: an ``http://`` URL is asked from inside the host, a
 ``unix:/path.sock`` control socket is asked ``GET /_kit/health`` from here (the
-services of ``kit.services`` serve it only there, root-only). A service that
+services of ``kit.services`` serve it only there, root-only), and a
+``tcp://ADDRESS:PORT`` (a service that speaks no HTTP, such as an MQTT broker)
+counts as healthy once a connection to it from inside the host is accepted. A service that
 exits or stays unhealthy raises ``ServiceError`` carrying the end of its log,
 so the learner sees the reason.
 
@@ -19,6 +21,7 @@ about as long as the slowest one rather than the sum.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,20 +49,26 @@ class ServiceError(RuntimeError):
     """A service that did not start, or died; the message ends with its log."""
 
 
+TCP = "tcp://"
+# Connect to sys.argv[1]:sys.argv[2] within a second (exit 1 if refused); exiting hangs up.
+_CONNECT = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)"
+
+
 def http_ok(world: Any, host: str, url: str) -> bool:
     """True when ``url`` answers 2xx: from inside ``host``'s namespace, or for
-    ``unix:/path.sock`` (a control socket) its ``/_kit/health``."""
+    ``unix:/path.sock`` (a control socket) its ``/_kit/health``; for ``tcp://ADDRESS:PORT``,
+    when a connection from inside ``host`` is accepted."""
     if url.startswith(control.UNIX):
         try:
             return control.request(url, "GET", control.protocol.HEALTH, timeout=1)[0] < 300
         except control.ControlError:
             return False
-    p = world.popen(
-        host,
-        ["curl", "-sf", "-o", "/dev/null", "-m", "1", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    if url.startswith(TCP):
+        address, _, port = url.removeprefix(TCP).rpartition(":")
+        argv = [sys.executable, "-c", _CONNECT, address, port]
+    else:
+        argv = ["curl", "-sf", "-o", "/dev/null", "-m", "1", url]
+    p = world.popen(host, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return p.wait() == 0
 
 
