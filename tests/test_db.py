@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
@@ -115,6 +116,17 @@ def test_a_write_past_the_size_bound_gets_507_and_changes_nothing(tmp_path):
     assert full.value.status == 507 and "full" in str(full.value)
     assert small.position == position  # the refused transaction left no trace
     assert small.read("SELECT count(*) FROM blobs", [])["rows"][0][0] == position - 1
+
+
+@pytest.mark.unit
+def test_the_kits_own_statements_are_never_cut_by_an_old_deadline(store, monkeypatch):
+    # SQLite counts steps for the progress handler across statements, so many small ones
+    # (a replica asked its position again and again) reach it after a users' statement
+    store.write([("INSERT INTO kv VALUES (?, ?)", ["k", "v"])])
+    later = time.monotonic() + 60  # long after that statement and its deadline
+    monkeypatch.setattr("kit.services.db.time.monotonic", lambda: later)
+    assert all(store.position == 2 for _ in range(5000))
+    assert len(store.changes_after(0, 500)) == 2
 
 
 # -- primary and replica (loopback) -------------------------------------------------------

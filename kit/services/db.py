@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
 import statistics
 import time
@@ -122,7 +123,9 @@ class Store:
         if self.db.execute("SELECT count(*) FROM _kit_position").fetchone()[0] == 0:
             self.db.execute("INSERT INTO _kit_position VALUES (0)")
         self.reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        self.deadline = 0.0  # a statement running past it is interrupted
+        # A users' statement running past the deadline is interrupted. Between them it is
+        # infinite: the kit's own statements (the position, the log) are never interrupted.
+        self.deadline = math.inf
         for connection in (self.db, self.reader):
             connection.set_progress_handler(lambda: time.monotonic() > self.deadline, 10_000)
 
@@ -139,6 +142,7 @@ class Store:
             cursor = self._users(self.reader, [(sql, params)], writing=False)[0]
             rows = cursor.fetchmany(MAX_ROWS + 1)
         finally:
+            self.deadline = math.inf
             self.reader.execute("ROLLBACK")
         if len(rows) > MAX_ROWS:
             raise BadSQL(f"more than {MAX_ROWS} rows: add a LIMIT or a WHERE")
@@ -160,6 +164,8 @@ class Store:
             if self.db.in_transaction:  # SQLite ends some failed transactions itself (full)
                 self.db.execute("ROLLBACK")
             raise
+        finally:
+            self.deadline = math.inf
         changes = sum(max(c.rowcount, 0) for c in cursors)  # DDL counts -1
         return {"txid": txid, "changes": changes, "position": txid}
 
@@ -185,6 +191,8 @@ class Store:
             if self.db.in_transaction:  # SQLite ends some failed transactions itself (full)
                 self.db.execute("ROLLBACK")
             raise
+        finally:
+            self.deadline = math.inf
 
     @staticmethod
     def _users(
