@@ -16,7 +16,10 @@ What a chapter promises (and what is tested):
   and on the exercise it fails with a ``CheckFailed`` message, not a traceback.
   Other cells may assert measured numbers with ``check`` too: those must pass
   in both notebooks, and are not tagged.
-- The solution runs top to bottom without an error. The lab, run past its
+- The solution runs top to bottom without an error, in JupyterLab in a real
+  browser (``browser_lab.py``), as a learner runs it: every plot renders and
+  every widget displays. Its screenshot, the executed notebook and a summary
+  (cells, plots, seconds) are kept under ``results/``. The lab, run past its
   errors, fails at every check cell and nowhere else, except in a stub cell
   that itself raises ``NotImplementedError``. So no untagged cell may use what
   the learner writes.
@@ -24,13 +27,15 @@ What a chapter promises (and what is tested):
   no process carrying the world's mark, no record of it (also when a cell failed
   and the kernel was shut down before reaching that cell).
 
-Notebooks run with nbclient on this venv's ``python3`` kernel, in the notebook's
-folder. Each run gets its own ``EDGELAB_STATE`` folder, so what it leaves behind
-is told apart from the worlds of other tests or other users of the machine.
+Labs run with nbclient on this venv's ``python3`` kernel, in the notebook's
+folder; solutions in the browser, on the same kernel and in the same folder.
+Each run gets its own ``EDGELAB_STATE`` folder, so what it leaves behind is told
+apart from the worlds of other tests or other users of the machine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -38,6 +43,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_lab import Lab
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
@@ -49,6 +55,7 @@ from kit.net import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = chapters(ROOT / "solutions")
+RESULTS = ROOT / "results"  # screenshots and executed chapters of the browser runs
 CHECK_TAG = "check"
 CELL_TIMEOUT_S = 600  # one cell: a load test may run for minutes
 RUN_TIMEOUT_S = 1800  # one notebook, start to end (pytest-timeout)
@@ -224,16 +231,20 @@ def lab_problems(name: str, nb: NotebookNode) -> list[str]:
 
 @chapter
 @pytest.mark.timeout(RUN_TIMEOUT_S)
-def test_solution_runs_and_passes_its_checks(name, state):
-    path = ROOT / "solutions" / name
-    nb = read_notebook(path)
+def test_solution_runs_in_the_browser_and_passes_its_checks(name, state):
+    stem = name.removesuffix(".ipynb")
     try:
-        execute(nb, path.parent, state, allow_errors=False)
-    except CellExecutionError as error:
-        pytest.fail(f"{name} failed:\n{error}", pytrace=False)
+        with Lab(ROOT, {"EDGELAB_STATE": str(state)}) as lab:
+            run = lab.run(f"solutions/{name}", screenshot=RESULTS / "browser" / f"{stem}.png")
     finally:
         assert_world_gone(state)
-    problems = solution_problems(name, nb)
+    nb = nbformat.from_dict(run.notebook)
+    (RESULTS / "executed").mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, RESULTS / "executed" / name)
+    summary = {"cells": run.code_cells, "plots": run.images, "widgets": run.widgets}
+    summary["seconds"] = round(run.seconds, 1)
+    (RESULTS / "browser" / f"{stem}.json").write_text(json.dumps(summary) + "\n")
+    problems = run.problems() + solution_problems(name, nb)
     assert not problems, "\n".join(problems)
 
 

@@ -24,7 +24,8 @@ fi
 # 1. Debian packages, only those missing.
 PACKAGES="mininet iproute2 iputils-ping iperf curl ethtool procps util-linux
   mosquitto mosquitto-clients nginx-light python3 python3-venv python3-dev git make
-  wrk vagrant"  # wrk: the PoP benchmark; vagrant: to validate the Vagrantfile
+  wrk vagrant chromium"  # wrk: the PoP benchmark; vagrant: to validate the Vagrantfile;
+  # chromium: the browser the tests run every chapter in (Playwright drives it)
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,0 +1,65 @@
+"""The browser run (browser_lab.py) fails a chapter that a learner would see broken.
+
+Each notebook here is made up for the test and run in JupyterLab in headless
+Chromium, as a chapter's solution is: one that is fine passes; a traceback, a
+plot the page cannot render, and a widget whose model is gone each fail, and the
+reason names what went wrong. So the browser pass of `test_notebooks.py` is a
+check that can fail.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from browser_lab import Lab
+
+FINE = [
+    "import matplotlib.pyplot as plt\nimport ipywidgets\nplt.plot([1, 2, 3]);",
+    "ipywidgets.IntSlider(3)",
+]
+TRACEBACK = ["x = 1", "1 / 0", "y = 2"]
+BROKEN_PLOT = [
+    "from IPython.display import Image, display\n"
+    "display(Image(data=b'\\x89PNG\\r\\n\\x1a\\n not really a PNG', format='png'))"
+]
+LOST_WIDGET = [
+    "from IPython.display import display\n"
+    "display({'application/vnd.jupyter.widget-view+json': "
+    "{'model_id': 'gone0000', 'version_major': 2, 'version_minor': 0}}, raw=True)"
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    with Lab(root) as lab:
+        yield lab
+
+
+def run(lab, name: str, cells: list[str]):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    spec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = spec
+    nbformat.write(nb, lab.root / f"{name}.ipynb")
+    return lab.run(f"{name}.ipynb", timeout_s=120)
+
+
+def test_a_notebook_that_is_fine_passes_with_its_plot_and_widget_counted(lab):
+    fine = run(lab, "fine", FINE)
+    assert fine.problems() == []
+    assert (fine.image_outputs, fine.images, fine.widget_outputs, fine.widgets) == (1, 1, 1, 1)
+    assert not list(lab.root.glob("*.browser.ipynb")), "the copy it ran is removed"
+
+
+@pytest.mark.parametrize(
+    "cells, named",
+    [
+        (TRACEBACK, "cell 1: ZeroDivisionError"),
+        (BROKEN_PLOT, "1 plots sent, 0 rendered, 1 broken"),
+        (LOST_WIDGET, "1 widgets sent, 0 rendered"),
+    ],
+    ids=["traceback", "broken-plot", "lost-widget"],
+)
+def test_what_a_learner_would_see_broken_fails_the_run(lab, cells, named):
+    problems = run(lab, "broken", cells).problems()
+    assert any(named in problem for problem in problems), problems
