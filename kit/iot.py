@@ -33,6 +33,11 @@ What runs where:
   timing the control loop, and the local one reports the bridge's state.
 - **Sensors** (`kit.services.sensor`) on `iot-sensor1..3`, started per run:
   `start_sensors` returns at once, `run_sensors` waits for their reports.
+- **The site's own code**: `start_function(source)` runs a Python program on
+  `iot-core` (told where the brokers, the ingest and its spool file are), for code
+  that filters, aggregates or spools before anything crosses the uplink. With it,
+  start the factory with `Bridge(out=(...))` naming what it publishes for the
+  cloud, or `bridge=None` if it talks to the cloud itself.
 
 Every process is one of the world's services: `world.stop()` stops them, a killed
 kernel takes them along (they run as root, so Mosquitto keeps the death signal a
@@ -147,22 +152,23 @@ def outages(
     duration: float,
     count: int = 3,
     length: tuple[float, float] = (2.0, 5.0),
+    apart: float = 1.0,
     link: tuple[str, str] = UPLINK,
 ) -> list[FaultEvent]:
     """`count` cuts of `link` within `duration` s, each `length` s long, drawn from `seed`.
 
-    Cuts never overlap (each begins after the previous is restored, with a second
-    between), so every cut is restored by the end: `kit.net.faults.play` runs them.
+    Cuts never overlap: each begins at least `apart` s after the previous one is
+    restored, so every cut is restored by the end. `kit.net.faults.play` runs them.
     """
     rng = random.Random(seed)
     lengths = [rng.uniform(*length) for _ in range(count)]
-    slack = duration - sum(lengths) - count
+    slack = duration - sum(lengths) - apart * (count - 1)
     if slack < 0:
         raise ValueError(f"{count} outages of up to {length[1]} s do not fit in {duration} s")
     gaps = sorted(rng.uniform(0, slack) for _ in range(count))
     events = []
     for i, (gap, down) in enumerate(zip(gaps, lengths, strict=True)):
-        start = gap + sum(lengths[:i]) + i  # after the cuts before it, a second apart
+        start = gap + sum(lengths[:i]) + apart * i  # after the cuts before it
         events += [
             FaultEvent(start, "cut_link", link),
             FaultEvent(start + down, "restore_link", link),
@@ -258,6 +264,7 @@ class Factory:
             "cloud": f"unix:{self.scratch / f'{cloud}.ingest.sock'}",
         }
         self.runs: list[SensorRun] = []
+        self.functions: list[Service] = []  # the site's own programs (start_function)
 
     # -- where things are ---------------------------------------------------------------
 
@@ -341,6 +348,40 @@ class Factory:
         """A seeded schedule of uplink cuts (`outages`), for `kit.net.faults.play`."""
         return outages(seed, duration, **options)
 
+    # -- the site's own code -------------------------------------------------------------
+
+    def spool_path(self, name: str = "spool") -> Path:
+        """Where a program on the site keeps a file (a store-and-forward spool, SQLite):
+        in the world's scratch folder, so it goes with the factory and the world."""
+        return self.scratch / f"{CORE}.{name}.sqlite"
+
+    def start_function(self, source: str, name: str = "function") -> Service:
+        """Run Python `source` as a process on iot-core, the site's core device.
+
+        It finds where things are in its environment: `CORE_BROKER` and `CLOUD_BROKER`
+        (ADDRESS:PORT), `INGEST_URL` (the cloud ingest's HTTP data plane) and `SPOOL` (a
+        file path, see `spool_path`). Its output is `service.log()`; it is one of the
+        world's services, stopped by `site.stop()` or `world.stop()`.
+        """
+        script = self.scratch / f"{CORE}.{name}.py"
+        script.write_text(source)
+        env = {
+            "CORE_BROKER": self.core_broker,
+            "CLOUD_BROKER": self.cloud_broker,
+            "INGEST_URL": self.ingest_url,
+            "SPOOL": str(self.spool_path()),
+        }
+        service = self.world.launch_service(CORE, ["python", str(script)], name=name, env=env)
+        self.functions.append(service)
+        time.sleep(0.2)  # a script that fails at once (a syntax error) shows it here
+        if not service.running:
+            self.world.stop_service(service)
+            raise ServiceError(
+                f"{name} on {CORE} exited with status {service.proc.returncode}. "
+                f"Its log ends:\n{service.log(tail=20)}"
+            )
+        return service
+
     # -- sensors ------------------------------------------------------------------------
 
     def start_sensors(
@@ -389,14 +430,17 @@ class Factory:
         """Stop every process of the factory and remove its files."""
         for run in self.runs:
             self.world.stop_service(run.service)
+        for service in self.functions:
+            self.world.stop_service(service)
         for service in self.services.values():
             self.world.stop_service(service)
         for host in (CORE, self.cloud):
             for path in self.scratch.glob(f"{host}.mosquitto*"):
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             (self.scratch / f"{host}.ingest.sock").unlink(missing_ok=True)
-        for path in self.scratch.glob("*.sensor.json"):
-            path.unlink(missing_ok=True)
+        for pattern in ("*.sensor.json", f"{CORE}.*.sqlite*", f"{CORE}.*.py"):
+            for path in self.scratch.glob(pattern):
+                path.unlink(missing_ok=True)
         _factories.discard(self)
 
     def _target(self, where: str) -> str:

@@ -96,6 +96,8 @@ def test_an_outage_schedule_is_seeded_fits_and_restores_every_cut():
     assert all(b.at - a.at >= 1.0 for a, b in zip(schedule[1::2], schedule[2::2], strict=False))
     with pytest.raises(ValueError, match="do not fit"):
         outages(seed=1, duration=10, count=4, length=(3.0, 5.0))
+    spaced = outages(seed=7, duration=30, count=3, length=(1.0, 2.0), apart=5.0)
+    assert all(b.at - a.at >= 5.0 for a, b in zip(spaced[1::2], spaced[2::2], strict=False))
 
 
 @pytest.mark.unit
@@ -259,6 +261,16 @@ def test_a_cut_uplink_queues_qos1_readings_in_the_bridge_and_delivers_them(world
     print(f"bridge over a 3 s cut: {table}, drained {drain:.2f} s after restore")
 
 
+def test_a_flooding_sensor_does_not_starve_the_others_at_the_core_broker(world, site):
+    site.forget()
+    flood = site.start_sensors(hosts=SENSORS[:1], duration=3, qos=0, options=["--flood"])
+    steady = site.start_sensors(hosts=SENSORS[1:2], count=20, rate=10, qos=1)
+    reports = {run.host: run.wait(30) for run in flood + steady}
+    assert reports[SENSORS[0]]["published"] > 10 * reports[SENSORS[1]]["published"], reports
+    core = delivery({SENSORS[1]: reports[SENSORS[1]]}, site.arrivals("core"))
+    assert core[SENSORS[1]]["lost"] == 0 and core[SENSORS[1]]["duplicates"] == 0, core
+
+
 # The next two start a factory of their own on the session's world, which replaces the
 # module's (one factory per world): they come after every test that uses `site`.
 
@@ -286,15 +298,31 @@ def test_a_short_bridge_queue_drops_readings_and_the_broker_says_so(world):
         small.stop()
 
 
+SPOOLER = """
+import os, sqlite3, time
+db = sqlite3.connect(os.environ["SPOOL"])
+db.execute("CREATE TABLE spool (sensor TEXT, seq INTEGER)")
+db.commit()
+print("spooling for", os.environ["CORE_BROKER"], "to", os.environ["CLOUD_BROKER"], flush=True)
+time.sleep(600)
+"""
+
+
 def test_stopping_the_factory_leaves_no_process_and_no_file(world):
     other = start_factory(world, cloud="origin-eu")
-    pids = [s.proc.pid for s in other.services.values()]
+    with pytest.raises(ServiceError, match="SyntaxError"):
+        other.start_function("def broken(:\n", name="broken")
+    function = other.start_function(SPOOLER, name="spooler")
+    assert wait_until(lambda: "spooling for" in function.log())
+    assert f"for {other.core_broker} to {other.cloud_broker}" in function.log()
+    pids = [s.proc.pid for s in [*other.services.values(), function]]
     assert all(alive(pid) for pid in pids)
     scratch = Path(world.record.scratch)
-    assert list(scratch.glob("iot-core.mosquitto*"))
+    assert list(scratch.glob("iot-core.mosquitto*")) and other.spool_path().exists()
     other.stop()
     assert not any(alive(pid) for pid in pids)
     assert not list(scratch.glob("*.mosquitto*")) and not list(scratch.glob("*.ingest.sock"))
+    assert not list(scratch.glob("iot-core.*.sqlite*")) and not list(scratch.glob("iot-core.*.py"))
 
 
 # -- worlds of their own: stopped, or their owner killed --------------------------------
