@@ -4,9 +4,10 @@
 #   make quick        the pure unit tests, in seconds, without root
 #   sudo make clean   remove whatever a crashed world left behind
 #   make bench        the benchmarks (prints tables)
+#   sudo make book    the textbook as a static site (results/book/_build/html)
 PY := .venv/bin/python
 
-.PHONY: setup lab test quick clean bench lock release
+.PHONY: setup lab test quick clean bench lock release book
 
 setup:
 	@bash vagrant/provision.sh
@@ -22,6 +23,9 @@ test: setup
 # The pure unit tests: seconds, no root (after a first `sudo make setup`).
 quick:
 	$(PY) -m pytest -m unit
+
+book: setup
+	$(PY) -m kit.nb.book
 
 clean:
 	@$(PY) -m kit clean

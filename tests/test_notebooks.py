@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -48,6 +49,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
 
+from kit.nb.book import BookError
+from kit.nb.book import build as build_book
 from kit.nb.checks import FAIL, PASS, CheckFailed, check
 from kit.nb.notebooks import BEGIN, END, STUB, chapters, read_notebook, release_text
 from kit.nb.release import release
@@ -297,3 +300,26 @@ def test_a_check_run_before_its_exercise_says_what_to_run():
         nearest_pop_not_defined_yet()  # noqa: F821 - the learner skipped the exercise cell
     assert failed.value.got == "NameError: name 'nearest_pop_not_defined_yet' is not defined"
     assert "run the cells above" in failed.value.hint
+
+
+# -- the textbook's site, from the browser runs above ------------------------------------
+
+
+def test_the_book_has_every_chapter_with_its_plots():
+    """`make book` on this run's executed chapters (they ran in the browser above)."""
+    try:
+        index = build_book(ROOT / "solutions", RESULTS, run_missing=False)
+    except BookError as error:
+        pytest.fail(str(error), pytrace=False)
+    for path in CHAPTERS:
+        page = index.parent / f"{path.stem}.html"
+        assert page.exists(), f"no page for {path.name}"
+        executed = read_notebook(RESULTS / "executed" / path.name)
+        plots = sum(
+            "image/png" in output.get("data", {})
+            for _, cell in code_cells(executed)
+            for output in cell.outputs
+        )
+        images = re.findall(r'<img[^>]+src="([^"]+)"', page.read_text())
+        shown = [src for src in images if (page.parent / src).exists()]
+        assert len(shown) >= plots, f"{page.name}: {plots} plots, {len(shown)} images found"
