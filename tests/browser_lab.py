@@ -150,13 +150,16 @@ class LabError(RuntimeError):
 class Lab:
     """A JupyterLab server of this venv, for browser runs (see the module docstring)."""
 
-    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, env: dict[str, str] | None = None, config: dict[str, Any] | None = None
+    ) -> None:
         self.root, self.env = root, env or {}
         self.token = secrets.token_hex(16)
         self.settings = Path(tempfile.mkdtemp(prefix="edgelab-lab-settings-"))
         tracker = self.settings / "@jupyterlab" / "notebook-extension"
         tracker.mkdir(parents=True)
         (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+        (self.settings / "server.json").write_text(json.dumps(config or {}))
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}/"
         self.process: subprocess.Popen[bytes] | None = None
@@ -167,6 +170,7 @@ class Lab:
         argv += ["--ip=127.0.0.1", f"--ServerApp.root_dir={self.root}"]
         argv += [f"--IdentityProvider.token={self.token}", "--LabApp.expose_app_in_browser=True"]
         argv += [f"--LabApp.user_settings_dir={self.settings}", "--ServerApp.open_browser=False"]
+        argv += [f"--config={self.settings / 'server.json'}"]
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             argv,

@@ -24,7 +24,17 @@ rm -f "$CONFIG"
 # venv first on the PATH (a login shell, JupyterLab's default when it runs as a
 # service, would reset PATH from /etc/profile and lose the venv's python).
 SHELL_RC="$ROOT/vagrant/terminal.bashrc"
-(umask 077; printf '{"IdentityProvider": {"token": "%s"}, "ServerApp": {"terminado_settings": {"shell_command": ["/bin/bash", "--rcfile", "%s"]}}}\n' "$TOKEN" "$SHELL_RC" > "$CONFIG")
+# The token goes to Python in the environment, never on a command line. The proxy
+# (kit/load/ui.py) puts a running load test's Locust UI at /locust/.
+(umask 077; EDGELAB_TOKEN="$TOKEN" "$ROOT/.venv/bin/python" - "$SHELL_RC" > "$CONFIG" <<'PY'
+import json, os, sys
+from kit.load.ui import jupyter_proxy_config
+shell = {"shell_command": ["/bin/bash", "--rcfile", sys.argv[1]]}
+config = {"IdentityProvider": {"token": os.environ["EDGELAB_TOKEN"]}}
+config["ServerApp"] = {"terminado_settings": shell}
+print(json.dumps({**config, **jupyter_proxy_config()}))
+PY
+)
 echo
 if [ -t 1 ]; then
   echo "Edge Lab: open http://127.0.0.1:8888/lab?token=$TOKEN"
