@@ -22,10 +22,15 @@ What runs where:
   Either way every byte leaves the factory through its uplink, the backbone link
   factory--frankfurt (6 ms RTT, 2 Mbit/s in the default world).
 - **The bridge** (`Bridge`, on by default): Mosquitto's own, configured on the core
-  broker. It forwards `factory/+/telemetry` out and brings `factory/+/command` in,
-  at QoS 1, with a persistent session (`cleansession false`), so while the uplink is
-  down the core broker queues QoS 1 messages for it, up to `max_queued_messages`
-  (then drops them silently, mosquitto.conf(5)). QoS 0 readings cross it at QoS 0.
+  broker (where Greengrass has its MQTT bridge component). It forwards
+  `factory/+/telemetry` out and brings `factory/+/command` in, at QoS 1, with a
+  persistent session (`cleansession false`). While the uplink is down the TCP
+  connection may live on (its keepalive has not expired) or be closed and
+  reconnected; either way the core broker queues QoS 1 messages for the bridge
+  beyond the 20 in flight, up to `max_queued_messages` (mosquitto.conf(5)), and
+  drops the rest: its log says "Outgoing messages are being dropped". A QoS 0
+  reading crosses at QoS 0 (a subscription never raises a message's QoS), and
+  what is written to a connection that is then closed is lost.
 - **Two ingests** (`kit.services.ingest`): one on the cloud host, subscribed to the
   cloud broker, counting what reached the cloud; one on `iot-core`, subscribed to
   the core broker, counting what reached the site. Both can `echo` (answer each
@@ -38,6 +43,13 @@ What runs where:
   that filters, aggregates or spools before anything crosses the uplink. With it,
   start the factory with `Bridge(out=(...))` naming what it publishes for the
   cloud, or `bridge=None` if it talks to the cloud itself.
+
+Timing through the bridge: Mosquitto 2.0 sets TCP_NODELAY (`set_tcp_nodelay`, on
+here) on the connections it accepts, not on the bridge's, which it opens itself. So
+on the way up a reading may wait for the ACK of the segment before it (Nagle's
+algorithm), and with answers coming down, for the cloud's delayed ACK: the cloud
+loop is longer than the RTT by more than the brokers' work. `bench/iot_bench.py`
+measures the one-way delay up at a low and a high rate side by side.
 
 Every process is one of the world's services: `world.stop()` stops them, a killed
 kernel takes them along (they run as root, so Mosquitto keeps the death signal a
