@@ -224,7 +224,7 @@ class Workload:
         edge: Any,
         db: Any,
         duration_s: float = 8.0,
-        sessions_per_city: int = 2,
+        sessions_per_city: int = 3,
         seed: int | None = None,
     ) -> None:
         self.world, self.edge, self.db = world, edge, db
@@ -418,9 +418,9 @@ class WaitProbe:
             f"replica's, on='primary' the primary's ({HINT_WAIT})",
         )
         expect(
-            0.8 * wait_s <= got["s"] <= wait_s + 0.35,
+            0.8 * wait_s <= got["s"] <= wait_s + 0.5,
             f"how long caught_up waited for a paused replica with wait_s = {wait_s}",
-            f"about wait_s: between {0.8 * wait_s:.2f} and {wait_s + 0.35:.2f} s",
+            f"about wait_s: between {0.8 * wait_s:.2f} and {wait_s + 0.5:.2f} s",
             f"{got['s']:.2f} s",
             "it returned at once: it did not wait for the replica"
             if got["s"] < 0.8 * wait_s
