@@ -353,6 +353,14 @@ class Factory:
     def cut_uplink(self) -> None:
         self.world.cut_link(*UPLINK)
 
+    def narrow_uplink(self, bw_mbit: float) -> None:
+        """Give the uplink this bandwidth (HTB, each direction); 0 removes the limit."""
+        self.world.set_link(*UPLINK, bw_mbit=bw_mbit)
+
+    def bridge_connects(self) -> int:
+        """How many times the bridge has started connecting so far (the core broker's log)."""
+        return self.broker_log(tail=None).count("Connecting bridge (step 1)")
+
     def restore_uplink(self) -> None:
         self.world.restore_link(*UPLINK)
 

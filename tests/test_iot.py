@@ -21,6 +21,7 @@ import pytest
 from test_services_support import wait_until
 
 from kit.iot import (
+    CORE,
     SENSORS,
     Bridge,
     broker_config,
@@ -208,6 +209,30 @@ def test_readings_reach_the_core_broker_and_through_the_bridge_the_cloud(world, 
     assert malformed and strays, "the seeds should give both kinds of bad input"
     assert site.arrivals("cloud")["malformed"] == malformed
     assert site.arrivals("core")["malformed"] == malformed
+
+
+def test_readings_posted_over_http_are_counted_as_mqtt_ones_are(world, site):
+    site.forget()
+    batch = [{"sensor": "gateway-7", "seq": seq, "t": time.time()} for seq in (0, 1, 2, 2, 4)]
+    body = json.dumps(batch)
+    answer = world.run(CORE, f"curl -s -X POST --data-binary '{body}' {site.ingest_url}/readings")
+    assert json.loads(answer) == {"accepted": 5, "new": 4}
+    bad = world.run(
+        CORE, f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -d x {site.ingest_url}/readings"
+    )
+    assert bad == "400"
+    counted = site.arrivals("cloud")["sensors"]["gateway-7"]
+    assert (counted["unique"], counted["duplicates"], counted["missing"]) == (4, 1, 1)
+
+
+def test_the_uplink_can_be_narrowed_and_widened_again(world, site):
+    before = world.link("factory", "frankfurt").params.bw_mbit
+    site.narrow_uplink(0.25)
+    try:
+        assert world.link("factory", "frankfurt").params.bw_mbit == 0.25
+    finally:
+        site.narrow_uplink(before or 0)
+    assert world.link("factory", "frankfurt").params.bw_mbit == before
 
 
 def arrived(site, where, reports):
