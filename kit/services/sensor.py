@@ -40,7 +40,9 @@ the control loop sensor -> rule -> actuator, timed by one clock.
 At the end (``--count`` readings, ``--duration`` seconds, or SIGTERM) the sensor
 waits up to ``--linger`` seconds for outstanding QoS 1 acknowledgements and
 answers, then writes its report (JSON, atomically) to ``--report``: readings
-published and acknowledged, bad messages sent, and the loop times by responder.
+published (seq 0 .. published-1), acknowledged by the broker (QoS 1), refused by
+the client itself (``not_sent``: QoS 0 while it had no connection), bad messages
+sent, and the loop times by responder.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ import paho.mqtt.client as mqtt
 
 TELEMETRY = "factory/{sensor}/telemetry"
 COMMAND = "factory/{sensor}/command"
-ANOMALY_RATE = 0.01  # readings per reading that show a bearing fault
+ANOMALY_RATE = 0.01  # the share of readings that show a bearing fault
 
 
 def no_nagle(client: mqtt.Client) -> None:
@@ -114,6 +116,7 @@ class Sensor:
         self.lock = threading.Lock()
         self.connected = threading.Event()
         self.published = 0  # readings handed to the client, seq 0 .. published-1
+        self.not_sent = 0  # of those, refused by the client (not connected, QoS 0)
         self.infos: list[mqtt.MQTTMessageInfo] = []  # QoS 1 readings: is_published() = acked
         self.acked = 0  # how many of infos (from the start) are known acknowledged
         self.sent_at: dict[int, float] = {}  # seq -> perf_counter when published
@@ -159,10 +162,12 @@ class Sensor:
             self.bad["malformed"] += 1
         self.sent_at[seq] = time.perf_counter()  # before: the answer may beat publish()
         info = self.client.publish(self.topic, payload, qos=self.args.qos)
-        if self.args.qos:
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:  # QoS 0 while disconnected: dropped at once
+            self.not_sent += 1
+        elif self.args.qos:
             self.infos.append(info)
         self.published += 1
-        if self.args.flood and seq % 100 == 99:
+        if self.args.flood and seq % 100 == 99 and info.rc == mqtt.MQTT_ERR_SUCCESS:
             info.wait_for_publish(5)  # bound the client's queue: flood at the link's pace
 
     def run(self) -> dict[str, Any]:
@@ -197,6 +202,7 @@ class Sensor:
                 "qos": args.qos,
                 "published": self.published,
                 "acked": self.count_acked() if args.qos else None,
+                "not_sent": self.not_sent,
                 "bad": self.bad,
                 "started": started,
                 "seconds": round(elapsed, 3),
@@ -208,7 +214,7 @@ class Sensor:
         """Wait (bounded) for outstanding acknowledgements and for answers still on the way."""
         deadline = time.monotonic() + self.args.linger
         while time.monotonic() < deadline:
-            unacked = self.args.qos and self.count_acked() < self.published
+            unacked = self.args.qos and self.count_acked() < len(self.infos)
             with self.lock:
                 answered = min((len(v) for v in self.loops.values()), default=0)
                 unanswered = self.args.listen and answered < self.published
