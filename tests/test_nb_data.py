@@ -52,6 +52,11 @@ def test_the_crossover_depends_on_the_city_and_the_metric():
     assert found.loc["nowhere", "mean: edge wins from"].startswith("never")
 
 
+def test_a_tie_is_not_a_win():
+    found = crossover(crossover_table(pd.DataFrame(samples("next door", 17, 17.5, 17.2))))
+    assert found.loc["next door", "mean: edge wins from"].startswith("never")
+
+
 def test_failed_samples_are_left_out_of_the_mix():
     rows = samples("x", 5, 100, 100)
     rows.append(dict(city="x", setup=SETUPS[0], kind="read", status=500, ms=9999.0))

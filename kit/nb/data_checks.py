@@ -223,7 +223,7 @@ class Workload:
         world: Any,
         edge: Any,
         db: Any,
-        duration_s: float = 8.0,
+        duration_s: float = 10.0,
         sessions_per_city: int = 3,
         seed: int | None = None,
     ) -> None:
@@ -618,7 +618,7 @@ class SessionProbe:
         finally:
             self.db.resume("db-ap")
 
-    def from_every_city(self, duration_s: float = 8.0) -> dict[str, Any]:
+    def from_every_city(self, duration_s: float = 10.0) -> dict[str, Any]:
         """A fresh workload from every city while lag varies: no violation at all."""
         workload = Workload(self.world, self.edge, self.db, duration_s=duration_s)
         self.history, self.table = workload.run()
