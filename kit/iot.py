@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 import time
 import weakref
@@ -447,7 +446,9 @@ class Factory:
     # -- lifecycle ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop every process of the factory and remove its files."""
+        """Stop every process of the factory and remove its files: configs, Mosquitto's
+        persistence, sockets, reports, spools, scripts. The logs stay in the world's
+        scratch folder (a post-mortem may want them) and go when the world stops."""
         for run in self.runs:
             self.world.stop_service(run.service)
         for service in self.functions:
@@ -455,10 +456,9 @@ class Factory:
         for service in self.services.values():
             self.world.stop_service(service)
         for host in (CORE, self.cloud):
-            for path in self.scratch.glob(f"{host}.mosquitto*"):
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-            (self.scratch / f"{host}.ingest.sock").unlink(missing_ok=True)
-        for pattern in ("*.sensor.json", f"{CORE}.*.sqlite*", f"{CORE}.*.py"):
+            for suffix in ("mosquitto.conf", "mosquitto.db", "ingest.sock"):
+                (self.scratch / f"{host}.{suffix}").unlink(missing_ok=True)
+        for pattern in ("*.sensor.json*", f"{CORE}.*.sqlite*", f"{CORE}.*.py"):
             for path in self.scratch.glob(pattern):
                 path.unlink(missing_ok=True)
         _factories.discard(self)
@@ -475,7 +475,7 @@ class Factory:
 
 def _launch_broker(world: World, host: str, config: str) -> Service:
     files = Path(world.record.scratch) / f"{host}.mosquitto"
-    conf = files.with_suffix(".conf")
+    conf = files.parent / f"{files.name}.conf"
     conf.write_text(config)
     health = f"tcp://{world.ip(host)}:{MQTT_PORT}"
     return world.launch_service(
@@ -520,7 +520,9 @@ def start_factory(
         services["core-broker"] = _launch_broker(world, CORE, core_config)
         services["cloud-ingest"] = _launch_ingest(world, cloud, "cloud", cloud_broker)
         wait_healthy([services["core-broker"], services["cloud-ingest"]], timeout)
-        services["core-ingest"] = _launch_ingest(world, CORE, "core", f"{world.ip(CORE)}:1883")
+        services["core-ingest"] = _launch_ingest(
+            world, CORE, "core", f"{world.ip(CORE)}:{MQTT_PORT}"
+        )
         wait_healthy([services["core-ingest"]], timeout)
         factory = Factory(world, cloud, services, bridge)
         _wait_subscribed(factory, timeout)
