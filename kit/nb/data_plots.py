@@ -268,6 +268,14 @@ def read_latency(runs: Mapping[str, tuple[History, pd.DataFrame]]) -> pd.DataFra
     return pd.DataFrame(rows).set_index(["run", "city"]).round(0)
 
 
+def violations_seen(run: tuple[History, pd.DataFrame]) -> pd.DataFrame:
+    """The run's violations, with `at` in seconds since its start (not the clock's epoch)."""
+    history, table = run
+    broken = history.violations()
+    broken["at"] = (broken["at"] - table["start"].min()).round(2)
+    return broken.rename(columns={"at": "at (s)"})
+
+
 def history_plot(runs: Mapping[str, tuple[History, pd.DataFrame]]) -> Figure:
     """Left: violations over time (reads per second that broke a guarantee); right: read p95."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
