@@ -5,9 +5,10 @@
 #   sudo make clean   remove whatever a crashed world left behind
 #   make bench        the benchmarks (prints tables)
 #   sudo make book    the textbook as a static site (results/book/_build/html)
+#   sudo make bundle  everything an install needs, in bundle/, for a room without a network
 PY := .venv/bin/python
 
-.PHONY: setup lab test quick clean bench lock release book
+.PHONY: setup lab test quick clean bench lock release book bundle
 
 setup:
 	@bash vagrant/provision.sh
@@ -26,6 +27,9 @@ quick:
 
 book: setup
 	$(PY) -m kit.nb.book
+
+bundle: setup
+	@bash vagrant/bundle.sh
 
 clean:
 	@$(PY) -m kit clean

@@ -30,6 +30,9 @@ LAYERS = {
     "test_load_world": "world",
     "test_nb_world": "world",
     "test_world": "world",
+    "test_browser": "loopback",  # JupyterLab and Chromium on this machine
+    "test_bundle": "world",  # root, apt, and network namespaces
+    "test_grading": "notebook",  # nbgrader runs a chapter
     "test_edge": "loopback",
     "test_edge_fuzz": "loopback",
     "test_handler_isolation": "loopback",

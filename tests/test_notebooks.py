@@ -305,6 +305,7 @@ def test_a_check_run_before_its_exercise_says_what_to_run():
 # -- the textbook's site, from the browser runs above ------------------------------------
 
 
+@pytest.mark.notebook  # it needs the browser runs above
 def test_the_book_has_every_chapter_with_its_plots():
     """`make book` on this run's executed chapters (they ran in the browser above)."""
     try:

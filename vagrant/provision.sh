@@ -21,19 +21,28 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# 1. Debian packages, only those missing.
-PACKAGES="mininet iproute2 iputils-ping iperf curl ethtool procps util-linux
-  mosquitto mosquitto-clients nginx-light python3 python3-venv python3-dev git make
-  wrk vagrant chromium"  # wrk: the PoP benchmark; vagrant: to validate the Vagrantfile;
-  # chromium: the browser the tests run every chapter in (Playwright drives it)
+# 1. Debian packages, only those missing. With an offline bundle (`make bundle`:
+# BUNDLE, default ./bundle), from its folder of .debs and nothing else.
+. "$ROOT/vagrant/packages.sh"
+BUNDLE=${EDGELAB_BUNDLE:-$ROOT/bundle}
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
   echo "installing Debian packages:$missing"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  if [ -f "$BUNDLE/debs/Packages" ]; then
+    # The bundle is a flat repository: apt reads only it, offline.
+    LIST=$(mktemp)
+    echo "deb [trusted=yes] file:$BUNDLE/debs ./" > "$LIST"
+    APT=(-o "Dir::Etc::sourcelist=$LIST" -o "Dir::Etc::sourceparts=-" -o "APT::Get::List-Cleanup=0")
+    apt-get "${APT[@]}" update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get "${APT[@]}" install -y -qq --no-install-recommends $missing >/dev/null
+    rm -f "$LIST"
+  else
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
   # The packages start a system-wide broker and web server where systemd runs;
   # the labs start their own, on world hosts.
   if [ -d /run/systemd/system ]; then
@@ -54,7 +63,12 @@ echo "$ROOT" > "$SITE/edgelab.pth"  # `import kit` from any folder, notebooks in
 STAMP="$VENV/.requirements.lock"
 if ! cmp -s "$ROOT/requirements.lock" "$STAMP"; then
   echo "installing Python packages from requirements.lock (a few minutes the first time)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.lock"
+  if [ -d "$BUNDLE/wheels" ]; then  # offline: the bundle's wheels and nothing else
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-index \
+      --find-links "$BUNDLE/wheels" -r "$ROOT/requirements.lock"
+  else
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.lock"
+  fi
   cp "$ROOT/requirements.lock" "$STAMP"
 fi
 
