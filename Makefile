@@ -40,6 +40,7 @@ bench: setup
 	$(PY) bench/handlers_bench.py
 	$(PY) bench/db_bench.py
 	$(PY) bench/actor_bench.py
+	$(PY) bench/classroom_bench.py
 	$(PY) bench/notebook_bench.py
 
 # Regenerate requirements.lock from requirements.in (then commit both).
