@@ -62,7 +62,7 @@ def cpu_s(pid: int) -> float:
 
 
 def cpu_share(pids: list[int], seconds: float) -> float:
-    """Share of one core the processes used over `seconds` (the load runs meanwhile)."""
+    """Share of one core the processes used over the next `seconds`."""
     before = sum(cpu_s(p) for p in pids)
     time.sleep(seconds)
     return (sum(cpu_s(p) for p in pids) - before) / seconds
@@ -83,16 +83,27 @@ def measure(worlds: list[World]) -> dict[str, float]:
     return {"processes": len(pids), "memory_mb": memory, "idle_cpu": idle}
 
 
-def under_load(world: World, edge: object, seconds: int = 15) -> float:
+def under_load(world: World, edge: object, seconds: int = 15) -> tuple[float, float]:
+    """CPU of the world's services, and of the load's Locust processes, during a load."""
     import threading
 
-    pids = world_processes(world.record)
-    share: list[float] = []
-    sampler = threading.Thread(target=lambda: share.append(cpu_share(pids, seconds - 3)))
+    services = world_processes(world.record)
+    shares: list[float] = []
+
+    def sample() -> None:
+        time.sleep(3)  # Locust has started: the world's new processes are the load's
+        locusts = [pid for pid in world_processes(world.record) if pid not in services]
+        window = seconds - 6
+        before = [sum(cpu_s(p) for p in group) for group in (services, locusts)]
+        time.sleep(window)
+        after = [sum(cpu_s(p) for p in group) for group in (services, locusts)]
+        shares.extend((a - b) / window for a, b in zip(after, before, strict=True))
+
+    sampler = threading.Thread(target=sample)
     sampler.start()
     run_loads(world, ["user-london", "user-tokyo"], edge.anycast_url, users=16, run_time_s=seconds)
     sampler.join()
-    return share[0]
+    return shares[0], shares[1]
 
 
 def lab_server_mb() -> float:
@@ -124,14 +135,15 @@ def main() -> None:
         edge = start_student(world)
         time.sleep(3)
         row = measure([world])
-        row["load_cpu"] = under_load(world, edge)
+        row["load_cpu"], row["locust_cpu"] = under_load(world, edge)
     lab = lab_server_mb()
     print("a student's world: the default world, edge on every PoP, database, KV and actors\n")
     print(f"processes of the world:         {row['processes']}")
     print(f"memory (PSS), world + kernel:   {row['memory_mb']:.0f} MB")
     print(f"memory (PSS), JupyterLab:       {lab:.0f} MB")
     print(f"CPU idle:                       {row['idle_cpu']:.2f} cores")
-    print(f"CPU under a 2 x 16-user load:   {row['load_cpu']:.2f} cores")
+    print(f"CPU under a 2 x 16-user load:   {row['load_cpu']:.2f} cores (the world's services)")
+    print(f"                                {row['locust_cpu']:.2f} cores (the load: Locust)")
 
 
 if __name__ == "__main__":
