@@ -151,9 +151,13 @@ class Lab:
     """A JupyterLab server of this venv, for browser runs (see the module docstring)."""
 
     def __init__(
-        self, root: Path, env: dict[str, str] | None = None, config: dict[str, Any] | None = None
+        self,
+        root: Path,
+        env: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+        args: list[str] | None = None,
     ) -> None:
-        self.root, self.env = root, env or {}
+        self.root, self.env, self.args = root, env or {}, args or []
         self.token = secrets.token_hex(16)
         self.settings = Path(tempfile.mkdtemp(prefix="edgelab-lab-settings-"))
         tracker = self.settings / "@jupyterlab" / "notebook-extension"
@@ -170,7 +174,7 @@ class Lab:
         argv += ["--ip=127.0.0.1", f"--ServerApp.root_dir={self.root}"]
         argv += [f"--IdentityProvider.token={self.token}", "--LabApp.expose_app_in_browser=True"]
         argv += [f"--LabApp.user_settings_dir={self.settings}", "--ServerApp.open_browser=False"]
-        argv += [f"--config={self.settings / 'server.json'}"]
+        argv += [f"--config={self.settings / 'server.json'}", *self.args]
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             argv,

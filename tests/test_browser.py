@@ -9,9 +9,17 @@ check that can fail.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nbformat
 import pytest
-from browser_lab import Lab
+from browser_lab import CHROMIUM, CHROMIUM_ARGS, Lab
+
+from kit.cli import main as kit_main
+from kit.nb.notebooks import chapters
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FINE = [
     "import matplotlib.pyplot as plt\nimport ipywidgets\nplt.plot([1, 2, 3]);",
@@ -63,3 +71,29 @@ def test_a_notebook_that_is_fine_passes_with_its_plot_and_widget_counted(lab):
 def test_what_a_learner_would_see_broken_fails_the_run(lab, cells, named):
     problems = run(lab, "broken", cells).problems()
     assert any(named in problem for problem in problems), problems
+
+
+def test_jupyterlab_opens_on_the_start_page_rendered(tmp_path):
+    """As `vagrant/lab.sh` starts it: the start page first, as a page, not as Markdown source."""
+    from playwright.sync_api import sync_playwright
+
+    for lab in chapters(ROOT / "labs")[:3]:
+        shutil.copy(lab, tmp_path / lab.name)
+    kit_main(["start-page", str(tmp_path / "START.md")])
+    opens_on = ["--LabApp.default_url=/lab/tree/START.md"]
+    with Lab(tmp_path, args=opens_on) as lab:
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"{lab.base}?token={lab.token}")
+            rendered = "() => [...document.querySelectorAll('.jp-RenderedMarkdown')]"
+            page.wait_for_function(
+                rendered + ".some(e => e.innerText.includes('The chapters'))", timeout=60_000
+            )
+            shown = page.locator(".jp-RenderedMarkdown", has_text="The chapters")
+            text = shown.inner_text()
+            links = shown.locator("a").evaluate_all("links => links.map(a => a.textContent)")
+            browser.close()
+    assert "The chapters" in text and "This machine" in text and "When you are stuck" in text
+    for lab in chapters(ROOT / "labs")[:3]:
+        assert any(lab.name[3:-6].split("-")[0] in link.lower() for link in links), links

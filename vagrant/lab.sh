@@ -47,5 +47,5 @@ echo
 "$ROOT/.venv/bin/python" -m kit start-page "$ROOT/labs/START.md" >/dev/null
 cd "$ROOT/labs"
 exec "$ROOT/.venv/bin/jupyter" lab --ip "$IP" --port 8888 --no-browser --allow-root \
-  --ServerApp.root_dir="$ROOT/labs" --ServerApp.default_url=/lab/tree/START.md \
+  --ServerApp.root_dir="$ROOT/labs" --LabApp.default_url=/lab/tree/START.md \
   --config="$CONFIG"
