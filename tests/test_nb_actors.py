@@ -244,14 +244,15 @@ def test_plots_draw_from_measurements_and_from_an_unwritten_exercise():
 
 
 def test_claims_print_this_runs_numbers():
-    table = what_you_measured(
-        actor_claims(
-            _stale(), {"KV": _steps([2, 30, 150]), "actor": _steps([0, 0, 0])}, LATENCY, CUT
-        )
-    )
-    text = table.to_string()
+    limits = {
+        "KV": {"limit": 5, "asked": 24, "allowed": 17},
+        "actor": {"limit": 5, "asked": 24, "allowed": 5},
+    }
+    lost = {"KV": _steps([2, 30, 150]), "actor": _steps([0, 0, 0])}
+    text = what_you_measured(actor_claims(_stale(), lost, LATENCY, CUT, limits)).to_string()
     assert "150 of 192 lost at 64 clients" in text and "0 of 192 lost" in text
     assert "tokyo at 250 ms" in text and "KV write 503" in text
+    assert "KV: 17 of 24 allowed, actor: 5 of 24 allowed" in text and "a limit of 5" in text
 
 
 def test_claims_say_what_was_not_measured():
@@ -259,4 +260,4 @@ def test_claims_say_what_was_not_measured():
     claims = actor_claims(
         _stale(), {"KV": _steps([1, 2, 3]), "actor": pd.DataFrame()}, nothing, CUT
     )
-    assert sum("not written yet" in c.measured for c in claims) == 2
+    assert sum("not written yet" in c.measured for c in claims) == 3  # actor, latency, limit

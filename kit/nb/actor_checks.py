@@ -60,6 +60,7 @@ from kit.nb.checks import CheckFailed, expect
 CITIES = ["user-tokyo", "user-berlin", "user-london", "user-newyork", "user-singapore"]
 CITIES += ["user-saopaulo"]
 UNNAMED = ["user-vienna", "user-zurich"]  # cities the chapter never names: the checks use them
+UNANSWERED = (0, 504)  # no answer in time: the client gave up, or the PoP's time limit ran out
 
 # -- the learner's code as a handler module -------------------------------------------
 
@@ -409,6 +410,9 @@ class ActorProbe(SequentialProbe):
         counted = rows[rows.url.str.contains("/count/")]
         limited = rows[rows.url.str.contains("/limit/")]
         acked = counted[counted.status == 200]
+        # A request that got no answer in time (a busy machine) may or may not have
+        # counted: it widens what the count may be, and never hides a lost update.
+        unknown = int(counted.status.isin(UNANSWERED).sum())
         told = sorted([1] + [number(b, "count") for b in acked.body], key=lambda n: (n is None, n))
         total = len(acked) + 1
         reads = self.read_everywhere(name)
@@ -421,27 +425,31 @@ class ActorProbe(SequentialProbe):
         repeated = len(told) - len(set(told))
         if repeated:
             found.append(f"{repeated} POSTs were told the same count as another")
+        final = counts[0] if len(set(reads.values())) == 1 and counts else None
+        maybe = f" (+ up to {unknown} that got no answer in time)" if unknown else ""
         expect(
-            set(reads.values()) == {total},
-            f"{total} POSTs acknowledged (200) from {len(plans)} cities at once, then "
-            f"GET /count/{name} at every PoP",
-            f"{total} at every PoP: one instance, no lost updates",
+            final is not None and total <= final <= total + unknown,
+            f"{total} POSTs acknowledged (200){maybe} from {len(plans)} cities at once, "
+            f"then GET /count/{name} at every PoP",
+            f"{total}{' to ' + str(total + unknown) if unknown else ''} at every PoP: "
+            "one instance, no lost updates",
             "; ".join(found),
             hint="a read and a write of a value kept anywhere but in one object's storage "
             "lose updates, and an id that differs between PoPs makes several objects; "
             "hint level 2",
         )
         expect(
-            told == list(range(1, total + 1)),
+            len(set(told)) == len(told) and all(isinstance(n, int) and n <= final for n in told),
             "the counts the acknowledged POSTs were told",
-            f"each of 1..{total} once",
+            f"each a different number from 1 to {final}",
             _dupes(told),
             hint="two POSTs were told the same count: was each write done "
             "(awaited) before the answer went out?",
         )
         allowed = int((limited.status == 200).sum())
+        late = int(limited.status.isin(UNANSWERED).sum())
         expect(
-            allowed == self.limit,
+            allowed <= self.limit <= allowed + late,
             f"limit={self.limit}: {len(limited)} POST /limit/{client} from {len(plans)} cities "
             "at once (through every PoP)",
             f"{self.limit} allowed in all: one limit across PoPs",
@@ -449,14 +457,14 @@ class ActorProbe(SequentialProbe):
             hint="a limit kept at each PoP (env.state) is a limit per PoP; "
             "the client's count belongs to one object",
         )
-        refused = limited[limited.status != 200]
+        refused = limited[(limited.status != 200) & ~limited.status.isin(UNANSWERED)]
         expect(
             set(refused.status) <= {429},
             "the refused /limit requests",
             "429",
             _shown(refused[refused.status != 429]),
         )
-        return name, total, client
+        return name, final, client
 
     def read_everywhere(self, name: str) -> dict[str, Any]:
         user = self.rng.choice(UNNAMED)

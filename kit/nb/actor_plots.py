@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shlex
 import sys
 import time
@@ -275,6 +276,20 @@ def load_steps(
     return pd.DataFrame(rows, columns=columns).set_index("clients").round(1)
 
 
+def limit_spray(
+    world: Any, edge: Any, source: str | None, limit: int = 5, per_city: int = 4
+) -> dict[str, int]:
+    """One client asking `/limit/CLIENT` from six cities at once (so through several PoPs),
+    with a limit of `limit` in a window far longer than the test: how many were allowed."""
+    if source is None:
+        print("(not written yet: nothing to ask)")
+        return {"limit": limit, "asked": 0, "allowed": 0}
+    deploy(with_probe(source), edge.pops, {"limit": limit, "window_s": 10**6})
+    url = f"{edge.anycast_url}/limit/{fresh('client')}"
+    rows = drive(world, {user: ([("POST", url, 0)] * per_city, per_city) for user in CITIES})
+    return {"limit": limit, "asked": len(rows), "allowed": int((rows.status == 200).sum())}
+
+
 def plot_lost(tables: Mapping[str, pd.DataFrame]) -> Figure:
     """Lost updates (%) and latency against concurrent clients, for each build."""
     fig, (lost, lat) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -330,6 +345,7 @@ def latency_per_city(
     columns = ["KV read (copy at the PoP)", "KV write", "actor (lives in Frankfurt)"]
     table = table.reindex(index=users, columns=columns)
     table.index = [u.removeprefix("user-") for u in table.index]
+    table.columns.name = None
     return table.round(1)
 
 
@@ -427,8 +443,10 @@ def partition_run(world: Any, edge: Any, source: str | None) -> pd.DataFrame:
 
 
 def _short(body: str) -> str:
-    text = " ".join(body.split())
-    return text if len(text) <= 90 else text[:87] + "…"
+    """An answer's body on one line, without the PoP's "edge handler error at PoP x: "."""
+    text = re.sub(r"^edge handler error at PoP [\w-]+: ", "", " ".join(body.split()))
+    text = re.sub(r"\. Its state is there only.*$", ".", text)
+    return text if len(text) <= 110 else text[:107] + "…"
 
 
 # -- what you measured ------------------------------------------------------------------------
@@ -439,6 +457,7 @@ def actor_claims(
     lost: Mapping[str, pd.DataFrame],
     latency: pd.DataFrame,
     cut: pd.DataFrame,
+    limits: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[Claim]:
     """The chapter's claims next to this run's numbers."""
     summary = staleness_summary(stale)
@@ -464,6 +483,12 @@ def actor_claims(
         except KeyError:
             return "?"
 
+    spray = ", ".join(
+        f"{build}: {got['allowed']} of {got['asked']} allowed"
+        for build, got in (limits or {}).items()
+        if got.get("asked")
+    )
+    limit = next(iter((limits or {}).values()), {}).get("limit", "?")
     return [
         Claim(
             "KV is eventually consistent: another PoP sees a write within the cache TTL",
@@ -490,6 +515,12 @@ def actor_claims(
             "no lost updates",
             worst(actor),
             "the input gate runs one request at a time, each write committed before the answer",
+        ),
+        Claim(
+            "a rate limit needs one count per client",
+            f"a limit of {limit}, however many PoPs the client uses",
+            spray or "not measured (not written yet)",
+            "on KV each PoP counts from its own copy; the actor is the one count",
         ),
         Claim(
             "but it lives in one place",
