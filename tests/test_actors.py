@@ -175,6 +175,9 @@ def test_the_storage_outlives_the_instance(world, edge):
     assert ask(world, "user-tokyo", edge, f"/Counter/{name}")["n"] == 3
 
 
+HOMES = [("user-berlin", "pop-frankfurt"), ("user-tokyo", "pop-tokyo")]
+
+
 def test_a_partitioned_home_gives_callers_an_error_naming_it(world, edge):
     name = fresh()
     ask(world, "user-tokyo", edge, f"/Counter/{name}?at=pop-tokyo", "POST")
@@ -188,7 +191,10 @@ def test_a_partitioned_home_gives_callers_an_error_naming_it(world, edge):
         assert ask(world, "user-tokyo", edge, f"/Counter/{name}", "POST", "pop-tokyo")["n"] == 3
     finally:
         world.heal()
-    assert ask(world, "user-berlin", edge, f"/Counter/{name}", pop="pop-frankfurt")["n"] == 3
+    # One truth on both sides after the heal. The request Frankfurt gave up on may still
+    # arrive (TCP goes on sending what it had queued): an error is not "not done".
+    seen = {ask(world, u, edge, f"/Counter/{name}", pop=p)["n"] for u, p in HOMES}
+    assert len(seen) == 1 and seen <= {3, 4}, seen
 
 
 @pytest.mark.parametrize("secret", [None, "guessed"])

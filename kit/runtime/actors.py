@@ -33,7 +33,9 @@ What the kit guarantees, as Cloudflare's Durable Objects do:
   deploy) the next request builds a new one, which finds only what was stored.
 - **No second copy.** When the home cannot be reached, `stub.fetch` raises
   `ActorError` naming the home. Nobody else answers for it, so a caller sees an
-  error, never stale or split state.
+  error, never stale or split state. An error does not mean "not done": a request
+  that reached the home before the cut may still run there, and its answer is
+  what was lost. A caller that retries should send an idempotency key.
 
 Unlike Durable Objects there is no output gate: a response is sent when `fetch`
 returns, so an actor that answers before its write has completed (a write put

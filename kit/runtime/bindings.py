@@ -305,6 +305,7 @@ class KvBinding:
     """
 
     DEFAULT_TTL_S = 60.0
+    TIMEOUT_S = 5.0  # a store that has not answered by then is cut off: KvError
 
     def __init__(self, fetch: FetchBinding, cache: CacheBinding, url: str, writer: str) -> None:
         self._fetch, self._cache = fetch, cache
@@ -326,7 +327,7 @@ class KvBinding:
         answer = await self._cache.match(cached_under)
         if answer is None:
             try:
-                answer = await self._fetch(url)
+                answer = await self._fetch(url, timeout_s=self.TIMEOUT_S)
             except FetchError as error:
                 raise KvError(f"the KV store did not answer: {error}") from None
             if answer.status not in (200, 404):
@@ -346,14 +347,20 @@ class KvBinding:
 
     async def list(self, prefix: str = "") -> list[str]:
         """Keys that start with `prefix`, from the central store (never cached)."""
-        answer = await self._fetch(f"{self.url}/kv?prefix={quote(prefix, safe='')}")
+        try:
+            listing = f"{self.url}/kv?prefix={quote(prefix, safe='')}"
+            answer = await self._fetch(listing, timeout_s=self.TIMEOUT_S)
+        except FetchError as error:
+            raise KvError(f"the KV store did not answer: {error}") from None
         return (await answer.json())["keys"]
 
     async def _write(self, method: str, key: str, body: bytes) -> bool:
         url = self._key_url(key)
         headers = {"x-kv-at": repr(time.time()), "x-kv-writer": self.writer}
         try:
-            answer = await self._fetch(url, method=method, headers=headers, body=body)
+            answer = await self._fetch(
+                url, method=method, headers=headers, body=body, timeout_s=self.TIMEOUT_S
+            )
         except FetchError as error:
             raise KvError(f"the KV store did not answer: {error}") from None
         if answer.status != 200:

@@ -332,6 +332,8 @@ class DatabaseService:
         url = f"{self.primary_url}/changes?after={self.store.position}"
         async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as answer:
             batch = await answer.json()
+        if self.config["paused"]:  # paused while this pull was on its way: apply nothing
+            return  # (it may hold changes committed after the pause; resume pulls them again)
         self.contact = time.time()
         for change in batch["changes"]:
             self.store.apply(change)

@@ -62,7 +62,7 @@ from kit.runtime.wire import (
 )
 
 GRACE_S = 0.5  # a free event loop confirms a cancel well within this
-START_LIMIT_S = 20.0  # starting Python on a busy 2-core VM
+START_LIMIT_S = 40.0  # starting Python on a busy 2-core VM (20 s was seen to run out)
 LOAD_LIMIT_S = 10.0
 SPARE_NICE = 10  # a spare worker starts at this CPU priority (see Spares)
 REFILL_AFTER_S = 0.05  # the next spare is forked this long after one is taken
