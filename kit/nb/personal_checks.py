@@ -280,6 +280,14 @@ def user_id(rng: random.Random) -> str:
     return word(rng, 3) + "".join(rng.choices(alphabet, k=rng.randint(7, 20)))
 
 
+def _split_p(pages: list[Page], weights: dict[str, float]) -> float:
+    """The chi-square p of a survey's cohorts, or 1.0 if it is not even that far along."""
+    counts = Counter(p.cohort for p in pages)
+    if any(p.status != 200 or p.cohort is None for p in pages) or set(counts) - set(weights):
+        return 1.0  # the checks after it say what is wrong
+    return chi_square_p(counts, weights)
+
+
 def chi_square_p(counts: Counter[str], weights: dict[str, float]) -> float:
     """Pearson's chi-square p-value of `counts` against the split `weights` asks for."""
     live = [name for name, weight in weights.items() if weight > 0]
@@ -376,10 +384,16 @@ class PersonalProbe:
         return survey(self.world, host, asks)
 
     def cohorts_match_weights(self, config: dict[str, Any], host: str = "user-zurich") -> None:
-        """Chi-square of SURVEY_USERS made-up users' cohorts against the config's weights."""
+        """Chi-square of SURVEY_USERS made-up users' cohorts against the config's weights.
+
+        A right split fails the test once in 1/SIGNIFICANCE surveys, by chance. So a split
+        that fails is surveyed again with other users, and only a second failure counts:
+        a right split then fails once in 1/SIGNIFICANCE² checks, a wrong one every time.
+        """
         weights = config["weights"]
-        ids = [user_id(self.rng) for _ in range(SURVEY_USERS)]
-        pages = self.assign(host, ids)
+        pages = self.assign(host, [user_id(self.rng) for _ in range(SURVEY_USERS)])
+        if _split_p(pages, weights) < SIGNIFICANCE:
+            pages = self.assign(host, [user_id(self.rng) for _ in range(SURVEY_USERS)])
         broken = [p for p in pages if p.status != 200 or p.cohort is None]
         expect(
             not broken,
