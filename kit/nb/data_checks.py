@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -109,54 +110,39 @@ def run_sessions(world: Any, plans: list[dict[str, Any]]) -> list[dict[str, Any]
     by_host: dict[str, list[dict[str, Any]]] = {}
     for plan in plans:
         by_host.setdefault(plan["host"], []).append(plan)
-    rows: list[dict[str, Any]] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
 
-    def run(host: str, mine: list[dict[str, Any]]) -> None:
+    def run(host: str, mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
         longest = max(p["start_at"] - time.time() + p["duration_s"] for p in mine)
         command = shlex.join([sys.executable, "-c", _SESSIONS, json.dumps(mine)])
-        try:
-            out = world.run(host, command, timeout=longest + 2 * mine[0]["timeout_s"] + 20)
-        except BaseException as error:  # reported below
-            errors.append(error)
-            return
-        found = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-        with lock:
-            rows.extend(found)
+        out = world.run(host, command, timeout=longest + 2 * mine[0]["timeout_s"] + 20)
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
-    threads = [threading.Thread(target=run, args=item) for item in by_host.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    with ThreadPoolExecutor(max_workers=len(by_host)) as pool:  # every host at once
+        found = pool.map(run, by_host, by_host.values())  # the first error is raised
+        rows = [row for lines in found for row in lines]
     return sorted(rows, key=lambda r: r["start"])
 
 
-def query_primary(world: Any, db: Any, sql: str, params: list[Any]) -> list[list[Any]]:
-    """Rows of one read on the primary, asked from its own host (the notebook cannot reach it)."""
-    body = json.dumps({"sql": sql, "params": params})
+def _ask_primary(world: Any, db: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST to the primary from its own host (the notebook cannot reach a world's address)."""
     answer = http_request(
-        world, db.primary, db.url() + "/query", method="POST", body=body,
+        world, db.primary, db.url() + path, method="POST", body=json.dumps(body),
         headers={"Content-Type": "application/json"},
     )  # fmt: skip
     if answer["status"] != 200:
-        raise RuntimeError(f"the primary refused {sql!r}: {answer['status']} {answer['body']}")
-    return json.loads(answer["body"])["rows"]
+        raise RuntimeError(f"the primary refused {body}: {answer['status']} {answer['body']}")
+    return json.loads(answer["body"])
+
+
+def query_primary(world: Any, db: Any, sql: str, params: list[Any]) -> list[list[Any]]:
+    """Rows of one read on the primary."""
+    return _ask_primary(world, db, "/query", {"sql": sql, "params": params})["rows"]
 
 
 def execute_primary(world: Any, db: Any, statements: list[tuple[str, list[Any]]]) -> int:
-    """One transaction on the primary, sent from its own host; its txid."""
-    body = json.dumps({"statements": [{"sql": s, "params": p} for s, p in statements]})
-    answer = http_request(
-        world, db.primary, db.url() + "/exec", method="POST", body=body,
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    if answer["status"] != 200:
-        raise RuntimeError(f"the primary refused a write: {answer['status']} {answer['body']}")
-    return json.loads(answer["body"])["txid"]
+    """One transaction on the primary; its txid."""
+    body = {"statements": [{"sql": s, "params": p} for s, p in statements]}
+    return _ask_primary(world, db, "/exec", body)["txid"]
 
 
 def create_notes(world: Any, db: Any) -> int:

@@ -25,8 +25,8 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -61,27 +61,6 @@ for name, url in targets.items():
 """
 
 
-def _in_threads(jobs: Mapping[str, Any]) -> dict[str, Any]:
-    """Run each job (a no-argument callable) in a thread; their results by name."""
-    results: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def run(name: str, job: Any) -> None:
-        try:
-            results[name] = job()
-        except BaseException as error:  # raised below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=item) for item in jobs.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
-
-
 def sample_ops(
     world: Any, edge: Any, cities: Iterable[str] = CITIES, count: int = 12
 ) -> pd.DataFrame:
@@ -96,7 +75,9 @@ def sample_ops(
 
         return run
 
-    found = _in_threads({city: job(city) for city in cities})
+    cities = list(cities)
+    with ThreadPoolExecutor(max_workers=len(cities)) as pool:  # every city at once
+        found = dict(zip(cities, pool.map(lambda city: job(city)(), cities), strict=True))
     rows = [{"city": city[5:], **row} for city, lines in found.items() for row in lines]
     return pd.DataFrame(rows)
 
