@@ -8,7 +8,10 @@
 - ``up``      start the default world and keep it until Ctrl-C.
 - ``verify``  start the default world, measure the RTT of every user-to-server
   pair and every backbone link, print configured vs measured; exit 1 if any
-  pair's p50 error is over 1 ms or its p99 error over 3 ms.
+  pair's p50 error is over 1 ms or its p99 error over 3 ms. A pair out of
+  tolerance is measured once more before it counts: a moment when the machine
+  is busy elsewhere stretches a few echoes of whatever is measured then, while a
+  link whose delay is wrong is wrong both times.
 - ``clean``   remove whatever crashed worlds left behind (only those).
 """
 
@@ -123,6 +126,12 @@ def verify() -> int:
     with World().start(progress=print) as world:
         print(f"measuring every pair ({world.mechanism}) ...", flush=True)
         pairs = fidelity.measure(world, fidelity.verify_pairs(world))
+        first_bad = [p for p in pairs if not p.ok]
+        if first_bad:
+            print(f"measuring again: {_names(first_bad)}", flush=True)
+            again = fidelity.measure(world, [(p.src, p.dst) for p in first_bad])
+            retried = {(p.src, p.dst): p for p in again}
+            pairs = [retried.get((p.src, p.dst), p) for p in pairs]
     rows = [p.row() for p in pairs]
     print(_table(rows, ["from", "to", "configured", "p50", "p99", "err_p50", "err_p99", "lost"]))
     worst50 = max(abs(p.error(0.5) or 0) for p in pairs)
@@ -131,12 +140,18 @@ def verify() -> int:
         f"\nworst p50 error {worst50:.2f} ms (limit {fidelity.P50_LIMIT_MS}), "
         f"worst p99 error {worst99:.2f} ms (limit {fidelity.P99_LIMIT_MS})"
     )
+    if first_bad:
+        print(f"{len(first_bad)} pairs were out of tolerance at first and measured again")
     bad = [p for p in pairs if not p.ok]
     if bad:
-        print(f"{len(bad)} pairs out of tolerance: " + ", ".join(f"{p.src}->{p.dst}" for p in bad))
+        print(f"{len(bad)} pairs out of tolerance twice: {_names(bad)}")
         return 1
     print(f"all {len(pairs)} pairs within tolerance")
     return 0
+
+
+def _names(pairs: list) -> str:
+    return ", ".join(f"{p.src}->{p.dst}" for p in pairs)
 
 
 def clean() -> int:
