@@ -16,10 +16,11 @@ setup:
 lab: setup
 	@bash vagrant/lab.sh
 
+# Four pytest workers side by side: a chapter run mostly waits (tests/conftest.py).
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 4 --dist loadgroup --durations=25
 
 # The pure unit tests: seconds, no root (after a first `sudo make setup`).
 quick:
