@@ -1,0 +1,252 @@
+"""An offline-first app on a world: the PWA served from the origin, and a real
+browser on a user's host.
+
+    from kit.pwa import serve_pwa, start_browser
+
+    app = serve_pwa(world)                        # kit/pwa/app/ and the notes API, on origin
+    browser = start_browser(world, "user-berlin", app.url)
+    browser.do(lambda page: page.goto(app.url))   # any Playwright call, with the Page
+    browser.offline(); browser.online()           # the device's own link, cut and restored
+    app.notes()                                   # what the server has
+    browser.stop()                                # world.stop() stops it too
+
+The app (``kit/pwa/app/``) is a notes list: ``store.js`` keeps notes in IndexedDB,
+``api.js`` is the one module that calls the server, ``sw.js`` is the Service Worker,
+built from Workbox's own files vendored beside it (``kit/pwa/vendor.sh``). The
+server (``kit/pwa/server.py``) serves those files and the notes API.
+
+The browser
+-----------
+Chromium (Debian's ``/usr/bin/chromium``) runs inside the user's network namespace
+and reaches the origin over the world's links. Playwright (the Python package, only
+a driver: ``playwright install`` is never run) launches it through a small script
+that enters the namespace (``mnexec -a``) and execs Chromium. Playwright talks to
+it over a pipe (``--remote-debugging-pipe``), so no debugging port exists for any
+world host to reach. The browser carries the world's mark and lives in the world's
+namespace, so ``world.stop()`` and a later ``python -m kit clean`` end it like any
+process of the world; its parent is Playwright's driver, which closes it when the
+Python process that owns it exits, killed or not.
+
+Playwright's synchronous API refuses to run where an asyncio loop runs (a Jupyter
+kernel's main thread), and its objects belong to the thread that made them. So a
+``Browser`` runs Playwright in a thread of its own, and ``browser.do(fn)`` runs
+``fn(page)`` there and returns its result: the same call works in a notebook and
+in pytest.
+
+A secure context
+----------------
+A Service Worker registers only in a secure context: ``https://``, or
+``http://localhost``. The app is served from the origin's world address
+(``http://10.x.y.z:8080``), which is neither, so the browser is started with
+Chromium's ``--unsafely-treat-insecure-origin-as-secure=http://10.x.y.z:8080``: that one
+origin is treated as secure, and the page still talks to the origin over the
+world's network, through the user's own link. (The other way, a relay on the
+user's host from ``localhost``, would put a process between the browser and the
+link whose cut we want the browser to see.)
+
+Offline
+-------
+``browser.offline()`` cuts the user's access link in the world (its interface goes
+down): the network is really gone, for the page and the Service Worker alike, and
+Chromium itself sees it (``navigator.onLine`` turns false, and when the link comes
+back it fires ``online`` and, to the Service Worker, Background Sync's ``sync``
+event). ``offline(emulate=True)`` uses Playwright's ``context.set_offline``
+instead: DevTools' network emulation, which the page sees.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shlex
+import stat
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kit.control import call
+from kit.net import registry
+from kit.net.procs import Service, wait_healthy
+from kit.pwa.server import CONTROL_NOTES
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from kit.net.world import World
+
+PORT = 8080
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+CHROMIUM_ARGS += ["--disable-background-networking", "--disable-component-update"]
+T = TypeVar("T")
+
+
+class Pwa:
+    """The app's server on one world host (see the module docstring)."""
+
+    def __init__(self, world: World, host: str, service: Service, socket: Path) -> None:
+        self.world, self.host, self.service = world, host, service
+        self.target = f"unix:{socket}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.world.ip(self.host)}:{PORT}"
+
+    def notes(self) -> dict[str, Any]:
+        """The stand-in's notes, and the writes applied and replays answered per note id."""
+        return call(self.target, "GET", CONTROL_NOTES)
+
+    def metrics(self) -> dict[str, Any]:
+        return call(self.target, "GET", "/_kit/metrics")
+
+    def stop(self) -> None:
+        self.world.stop_service(self.service)
+
+    def __repr__(self) -> str:
+        return f"<Pwa on {self.host}:{PORT}>"
+
+
+def serve_pwa(
+    world: World, host: str = "origin", *, api: str | None = None, timeout: float = 20.0
+) -> Pwa:
+    """Serve the app from ``host`` on port 8080; ``api`` passes /notes on to that URL."""
+    socket = Path(world.record.scratch) / f"{host}.pwa.sock"
+    argv = ["python", "-m", "kit.pwa.server", "--host", "0.0.0.0", "--port", str(PORT)]
+    argv += ["--log-sample", "0", "--unix", str(socket)]
+    if api:
+        argv += ["--api", api]
+    service = world.launch_service(host, argv, name="pwa", health_url=f"unix:{socket}")
+    wait_healthy([service], timeout)
+    return Pwa(world, host, service, socket)
+
+
+class Browser:
+    """Headless Chromium on a world host, driven by Playwright from a thread of its own."""
+
+    def __init__(self, world: World, host: str, secure_origins: list[str]) -> None:
+        self.world, self.host = world, host
+        self.secure_origins = secure_origins
+        self.emulated_offline = False
+        self._jobs: queue.Queue[tuple[Callable[[Any], Any], Future] | None] = queue.Queue()
+        self._started: Future[None] = Future()
+        self._launcher = self._write_launcher()
+        self._thread = threading.Thread(target=self._run, name=f"browser-{host}", daemon=True)
+        self._thread.start()
+        self._started.result(timeout=60)
+
+    def _write_launcher(self) -> Path:
+        """A script that runs Chromium inside the host's namespace, with the world's mark."""
+        pid = self.world.host(self.host).pid
+        path = Path(self.world.record.scratch) / f"{self.host}.chromium.sh"
+        path.write_text(
+            "#!/bin/sh\n"
+            f"export {registry.MARK}={shlex.quote(self.world.record.id)}\n"
+            f'exec mnexec -a {pid} {CHROMIUM} "$@"\n'
+        )
+        path.chmod(stat.S_IRWXU)
+        return path
+
+    def _run(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        try:
+            with sync_playwright() as driver:
+                args = [*CHROMIUM_ARGS]
+                if self.secure_origins:
+                    origins = ",".join(self.secure_origins)
+                    args.append(f"--unsafely-treat-insecure-origin-as-secure={origins}")
+                chromium = driver.chromium.launch(
+                    executable_path=str(self._launcher), args=args, env=dict(os.environ)
+                )
+                self.context = chromium.new_context(service_workers="allow")
+                self.page = self.context.new_page()
+                self._started.set_result(None)
+                while chromium.is_connected():  # world.stop() ends it too
+                    try:
+                        job = self._jobs.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    if job is None:
+                        break
+                    fn, done = job
+                    try:
+                        done.set_result(fn(self.page))
+                    except BaseException as error:  # noqa: BLE001 - handed to the caller
+                        done.set_exception(error)
+                if chromium.is_connected():
+                    chromium.close()
+        except BaseException as error:  # noqa: BLE001 - handed to start_browser's caller
+            if not self._started.done():
+                self._started.set_exception(error)
+            while True:  # whoever waits gets the error, not a hang
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[1].set_exception(error)
+
+    def do(self, fn: Callable[[Page], T], timeout: float = 60) -> T:
+        """Run ``fn(page)`` in the browser's thread and return what it returns."""
+        if not self._thread.is_alive():
+            raise RuntimeError("the browser has stopped")
+        done: Future[T] = Future()
+        self._jobs.put((fn, done))
+        return done.result(timeout=timeout)
+
+    def offline(self, emulate: bool = False) -> None:
+        """Cut the host's link in the world, or (``emulate``) only DevTools' emulation."""
+        if emulate:
+            self.do(lambda page: page.context.set_offline(True))
+            self.emulated_offline = True
+        else:
+            self.world.cut_link(self.host)
+
+    def online(self) -> None:
+        """Undo ``offline``: the link restored, and the emulation turned off."""
+        if self.emulated_offline:
+            self.do(lambda page: page.context.set_offline(False))
+            self.emulated_offline = False
+        if self.world._link_key(self.host, None) in self.world.cut:
+            self.world.restore_link(self.host)
+
+    def processes(self) -> list[int]:
+        """Chromium's processes: the world's processes that run the browser."""
+        found = []
+        for pid in registry.world_processes(self.world.record):
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                continue
+            if "chromium" in exe:
+                found.append(pid)
+        return found
+
+    def stop(self) -> None:
+        """Close the browser (safe to call twice)."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(timeout=15)
+        self._launcher.unlink(missing_ok=True)
+
+
+def start_browser(world: World, host: str, *secure: str) -> Browser:
+    """Headless Chromium on ``host``; ``secure`` are origins to treat as secure contexts."""
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(f"no browser at {CHROMIUM}: run `sudo make setup` (Debian's chromium)")
+    return Browser(world, host, list(secure))
+
+
+def pss_mb(pids: list[int]) -> float:
+    """The proportional set size of these processes together, in MB (shared pages split)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
