@@ -56,11 +56,13 @@ instead: DevTools' network emulation, which the page sees.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shlex
 import stat
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -149,6 +151,7 @@ class Browser:
         return path
 
     def _run(self) -> None:
+        from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
 
         try:
@@ -165,8 +168,13 @@ class Browser:
                 self._started.set_result(None)
                 while chromium.is_connected():  # world.stop() ends it too
                     try:
-                        job = self._jobs.get(timeout=0.5)
+                        job = self._jobs.get_nowait()
                     except queue.Empty:
+                        # Playwright hears from the browser only during a call: make one.
+                        try:
+                            self.page.wait_for_timeout(200)
+                        except PlaywrightError:
+                            time.sleep(0.2)
                         continue
                     if job is None:
                         break
@@ -195,6 +203,67 @@ class Browser:
         done: Future[T] = Future()
         self._jobs.put((fn, done))
         return done.result(timeout=timeout)
+
+    # -- the app, as a person uses it ------------------------------------------------
+
+    def open(self, url: str, timeout: float = 30) -> float:
+        """Open the app; the ms from navigation to interactive, as the page measured it."""
+
+        def go(page: Page) -> float:
+            page.goto(url, wait_until="commit")
+            return _ready(page)
+
+        return self.do(go, timeout)
+
+    def reload(self, timeout: float = 30) -> float:
+        """Reload the page; the ms to interactive (``open``'s measure)."""
+
+        def again(page: Page) -> float:
+            page.reload(wait_until="commit")
+            return _ready(page)
+
+        return self.do(again, timeout)
+
+    def wait_controlled(self, timeout: float = 15) -> str:
+        """Wait until a Service Worker controls the page; its script's URL."""
+        return self.do(
+            lambda page: page.wait_for_function(
+                "navigator.serviceWorker.controller?.scriptURL", timeout=timeout * 1000
+            ).json_value()
+        )
+
+    def add_note(self, text: str, timeout: float = 10) -> str:
+        """Type a note and add it; its state once settled ("synced", "queued" or "local")."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        def add(page: Page) -> str:
+            page.fill("#text", text)
+            page.click("#add button")
+            settled = f"""() => {{
+                const item = [...document.querySelectorAll('#notes li')]
+                    .find((li) => li.textContent === {json.dumps(text)});
+                return item && item.dataset.state !== 'local' && item.dataset.state;
+            }}"""
+            try:
+                return page.wait_for_function(settled, timeout=timeout * 1000).json_value()
+            except PlaywrightTimeout:
+                return "local"
+
+        return self.do(add, timeout + 5)
+
+    def shown(self) -> list[dict[str, str]]:
+        """The notes on screen, in order: id, text and state."""
+        return self.do(
+            lambda page: page.eval_on_selector_all(
+                "#notes li",
+                "items => items.map(li => ({id: li.dataset.id, text: li.textContent,"
+                " state: li.dataset.state}))",
+            )
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        """What the page saw happen: online, offline, and the Service Worker's messages."""
+        return self.do(lambda page: page.evaluate("window.appEvents"))
 
     def offline(self, emulate: bool = False) -> None:
         """Cut the host's link in the world, or (``emulate``) only DevTools' emulation."""
@@ -230,6 +299,12 @@ class Browser:
             self._jobs.put(None)
             self._thread.join(timeout=15)
         self._launcher.unlink(missing_ok=True)
+
+
+def _ready(page: Page) -> float:
+    """Wait for the app to say it is interactive; when that was, in ms from navigation."""
+    page.wait_for_selector("body[data-ready]")
+    return page.evaluate("window.readyAt")
 
 
 def start_browser(world: World, host: str, *secure: str) -> Browser:
