@@ -6,16 +6,39 @@ link cut, lie-fi its loss at 100 %, a slow server a rule's think time, a failing
 rule's status. Unit tests check the pure pieces.
 """
 
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from pycrdt import Doc, Text
 
+from kit.net import registry
 from kit.offline import request_spec, start_offline
 from kit.services.swproxy import Route
 from kit.services.sync import asset, fingerprint, parse_key
 
 A, B = "user-berlin", "user-vienna"
+ROOT = Path(__file__).resolve().parents[1]
+
+# A notebook kernel that starts the app on a small world and is then killed.
+KILLED_OWNER = """
+import time
+from kit.net import World
+from kit.offline import start_offline
+world = World({
+    "name": "offline-crash",
+    "regions": {"a": {"city": "A", "country": "US"}, "b": {"city": "B", "country": "DE"}},
+    "backbone": [{"a": "a", "b": "b", "rtt_ms": 20}],
+    "nodes": {"origin": {"kind": "origin", "region": "a"},
+              "user-b": {"kind": "client", "region": "b"}},
+}).start()
+app = start_offline(world, devices=["user-b"])
+print(world.record.id, flush=True)
+time.sleep(600)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -295,3 +318,42 @@ def test_concurrent_offline_edits_merge(fresh):
         doc.apply_update(app.pull_missing(A, "merge", doc.get_state()).body)
     texts = {str(doc.get("text", type=Text)) for doc in devices.values()}
     assert texts == {"Berlin: shared draft (Vienna)"}
+
+
+# -- nothing left behind -------------------------------------------------------------------
+
+
+def test_stop_removes_the_services_and_their_files(app, world):
+    """The last test of the module's app: stop() leaves only the logs in scratch."""
+    app.stop()
+    assert not any(service.running for service in app.services.values())
+    scratch = Path(world.record.scratch)
+    left = [p.name for p in scratch.glob("*") if ".sync" in p.name or ".swproxy" in p.name]
+    left += [p.name for p in scratch.glob("*.swcache*")]
+    assert all(name.endswith(".log") for name in left), left
+
+
+@pytest.mark.world
+def test_a_killed_owner_takes_the_app_along():
+    owner = subprocess.Popen(
+        [sys.executable, "-c", KILLED_OWNER], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        wid = owner.stdout.readline().strip()
+        assert wid, "the owner did not start its app"
+        record = next(r for r in registry.load_records() if r.id == wid)
+        commands = [
+            Path(f"/proc/{p}/cmdline").read_bytes() for p in registry.world_processes(record)
+        ]
+        assert any(b"kit.services.sync" in c for c in commands)
+        assert any(b"kit.services.swproxy" in c for c in commands)
+    finally:
+        owner.kill()
+        owner.wait()
+        owner.stdout.close()
+    deadline = time.monotonic() + 10
+    while registry.world_processes(record) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert registry.world_processes(record) == [], "a service outlived its owner"
+    assert wid in [w for w, _ in registry.clean()]
+    assert not Path(record.scratch).exists() and not record.path.exists()
