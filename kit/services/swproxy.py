@@ -1,7 +1,7 @@
 """A device's local proxy with Workbox's caching strategies: the service worker's stand-in.
 
     python -m kit.services.swproxy --upstream http://10.1.2.2:7300 --cache sw.sqlite \\
-        --port 7301 --unix proxy.sock --routes '[{"match": "/app/", "strategy": "CacheFirst"}]'
+        --port 7301 --unix proxy.sock --routes '[{"match": "/reports/", "strategy": "NetworkOnly"}]'
 
 It runs on a user's host, between the user's requests and the app's server (the
 sync service), and answers each GET as a service worker using `workbox-strategies`
@@ -31,7 +31,7 @@ The strategies, as Workbox (v7) implements them
   no answer in time is a failure.
 - **CacheOnly**: the cached answer, or a failure.
 
-Where Workbox's default `cacheWillUpdate` is concerned: NetworkFirst and
+What is stored is Workbox's default (no `cacheWillUpdate` plugin): NetworkFirst and
 StaleWhileRevalidate store status 200 and 0 (an opaque, cross-origin answer without
 CORS), CacheFirst only 200. A proxy sees every status, so no answer here is opaque.
 
@@ -45,14 +45,14 @@ cached answer served while a fetch updates it) and which strategy served it in
 
 Differences from a browser: the cache key is the path and query (Workbox's is the
 URL; there is one server here), `Vary` is not honoured, and a fresh answer is
-stored before it is sent (Workbox stores it in the next task): a request can never
-see the cache in between.
+stored before it is sent (Workbox stores it in the next task, so a request arriving
+just then may miss it; here none can).
 
 The network going away
 ----------------------
-A browser is told by the operating system when its network changes and drops its
-connections (Chrome fails what was in flight with ERR_NETWORK_CHANGED); TCP on its
-own would keep retrying a dead connection for minutes. The proxy does the same: it
+Browsers watch the operating system for network changes and give up the connections
+they had (Chrome reports ERR_NETWORK_CHANGED); TCP on its own would keep retrying a
+connection whose interface went down for minutes. The proxy does the same: it
 listens to the kernel's route and link notifications (netlink) in its host and, on
 any change, closes its pooled connections. So when a device's access link is cut,
 fetches fail at once (no route: ENETUNREACH), and only "lie-fi", a link that is up
@@ -185,7 +185,7 @@ class Proxy:
         cached = self.cache.match(url)
         if cached:
             return self.answer(cached, "cache")
-        return self.answer(await self.fetch_and_put(url, request, only_200=True), "network")
+        return self.answer(await self.fetch_and_put(url, request), "network")
 
     async def network_first(self, url: str, request: web.Request, route: Route) -> Stored:
         network = self.start(self.fetch_and_put(url, request))  # goes on after a timeout
@@ -242,9 +242,10 @@ class Proxy:
         kept = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
         return Stored(response.status, kept, data)
 
-    async def fetch_and_put(self, url: str, request: web.Request, only_200: bool = False) -> Stored:
-        """Fetch, and store the answer if Workbox's default `cacheWillUpdate` would: status
-        200 (and 0, opaque, which a proxy never sees; `only_200` is CacheFirst's rule)."""
+    async def fetch_and_put(self, url: str, request: web.Request) -> Stored:
+        """Fetch, and store the answer if its status is 200: Workbox's default for every
+        strategy here (NetworkFirst's and StaleWhileRevalidate's would add 0, opaque
+        answers, which a proxy never sees)."""
         fetched = await self.fetch(url, request)
         if fetched.status == 200:
             self.cache.put(url, fetched)
