@@ -22,10 +22,11 @@ and reaches the origin over the world's links. Playwright (the Python package, o
 a driver: ``playwright install`` is never run) launches it through a small script
 that enters the namespace (``mnexec -a``) and execs Chromium. Playwright talks to
 it over a pipe (``--remote-debugging-pipe``), so no debugging port exists for any
-world host to reach. The browser carries the world's mark and lives in the world's
+world host to reach. The browser's first process carries the world's mark and lives in the world's
 namespace, so ``world.stop()`` and a later ``python -m kit clean`` end it like any
-process of the world; its parent is Playwright's driver, which closes it when the
-Python process that owns it exits, killed or not.
+process of the world (the processes it starts itself get an environment without
+the mark, and end when it ends); its parent is Playwright's driver, which closes
+it when the Python process that owns it exits, killed or not.
 
 Playwright's synchronous API refuses to run where an asyncio loop runs (a Jupyter
 kernel's main thread), and its objects belong to the thread that made them. So a
@@ -133,6 +134,7 @@ class Browser:
         self.emulated_offline = False
         self._jobs: queue.Queue[tuple[Callable[[Any], Any], Future] | None] = queue.Queue()
         self._started: Future[None] = Future()
+        self._host_pid = world.host(host).pid  # its shell: the namespace's anchor
         self._launcher = self._write_launcher()
         self._thread = threading.Thread(target=self._run, name=f"browser-{host}", daemon=True)
         self._thread.start()
@@ -140,7 +142,7 @@ class Browser:
 
     def _write_launcher(self) -> Path:
         """A script that runs Chromium inside the host's namespace, with the world's mark."""
-        pid = self.world.host(self.host).pid
+        pid = self._host_pid
         path = Path(self.world.record.scratch) / f"{self.host}.chromium.sh"
         path.write_text(
             "#!/bin/sh\n"
@@ -163,8 +165,8 @@ class Browser:
                 chromium = driver.chromium.launch(
                     executable_path=str(self._launcher), args=args, env=dict(os.environ)
                 )
-                self.context = chromium.new_context(service_workers="allow")
-                self.page = self.context.new_page()
+                self._chromium = chromium
+                self._new_context()
                 self._started.set_result(None)
                 while chromium.is_connected():  # world.stop() ends it too
                     try:
@@ -196,6 +198,20 @@ class Browser:
                 if job is not None:
                     job[1].set_exception(error)
 
+    def _new_context(self) -> None:
+        self.context = self._chromium.new_context(service_workers="allow")
+        self.page = self.context.new_page()
+
+    def fresh(self) -> None:
+        """A new profile: no Service Worker, no caches, no IndexedDB (a first visit again)."""
+
+        def renew(page: Page) -> None:
+            page.context.close()
+            self._new_context()
+            self.emulated_offline = False
+
+        self.do(renew)
+
     def do(self, fn: Callable[[Page], T], timeout: float = 60) -> T:
         """Run ``fn(page)`` in the browser's thread and return what it returns."""
         if not self._thread.is_alive():
@@ -223,6 +239,10 @@ class Browser:
             return _ready(page)
 
         return self.do(again, timeout)
+
+    def wait_settled(self, timeout: float = 15) -> None:
+        """Wait until the page's start-up talk with the server is over (or gave up)."""
+        self.do(lambda page: page.wait_for_selector("body[data-settled]", timeout=timeout * 1000))
 
     def wait_controlled(self, timeout: float = 15) -> str:
         """Wait until a Service Worker controls the page; its script's URL."""
@@ -282,14 +302,23 @@ class Browser:
             self.world.restore_link(self.host)
 
     def processes(self) -> list[int]:
-        """Chromium's processes: the world's processes that run the browser."""
+        """Chromium's processes: every process in the host's namespace that runs it.
+
+        Only the first carries the world's mark: the processes Chromium starts
+        (zygotes, renderers, the network service, the GPU process) get an
+        environment of their own. They end when it ends; this finds them all.
+        """
+        netns = registry.netns_inode(self._host_pid)
         found = []
-        for pid in registry.world_processes(self.world.record):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
             try:
                 exe = os.readlink(f"/proc/{pid}/exe")
             except OSError:
                 continue
-            if "chromium" in exe:
+            if "/chromium/" in exe and netns is not None and registry.netns_inode(pid) == netns:
                 found.append(pid)
         return found
 

@@ -98,3 +98,4 @@ if ('serviceWorker' in navigator) {
 }
 await sendLocalNotes();
 await refresh();
+document.body.dataset.settled = 'true'; // startup's talk with the server is over
