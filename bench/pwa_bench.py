@@ -72,10 +72,13 @@ def one_city(world: World, app, city: str, rounds: int) -> dict:
             browser.fresh()
             rows["first"].append(browser.open(app.url))
             browser.wait_controlled()
-            before = app.metrics()
+            before = app.notes()["files"]
             rows["reload"].append(browser.reload())
-            after = app.metrics()
-            shell_requests.append(after["static"] - before["static"])
+            browser.wait_settled()
+            after = app.notes()["files"]
+            shell_requests.append(
+                {f: n - before.get(f, 0) for f, n in after.items() if n != before.get(f, 0)}
+            )
             browser.offline()
             try:
                 rows["offline"].append(browser.reload())
@@ -134,7 +137,7 @@ def main() -> None:
             print(f"  reload, Service Worker, online:        {med['reload']:7.1f} ms")
             print(f"  reload, Service Worker, link cut:      {med['offline']:7.1f} ms")
             print(f"  first visit / SW reload:               {med['first'] / med['reload']:7.1f}x")
-            print(f"  shell requests at the origin per SW reload: {r['shell']}")
+            print(f"  files fetched from the origin per SW reload: {r['shell']}")
             print(
                 f"  {NOTES} notes written offline per round: on the server "
                 f"{med['sync_s']:.2f} s after the link came back (median; "

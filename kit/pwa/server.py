@@ -31,7 +31,7 @@ service on the same host), so the page still talks to one origin (no CORS, and
 the Service Worker sees every call). Without it the notes live in this process:
 a small stand-in with the same contract, whose control plane tells a test what
 arrived (``GET /_kit/pwa/notes``: the notes, writes applied and replays per note
-id).
+id, and requests per file of the app, in either mode).
 """
 
 from __future__ import annotations
@@ -115,12 +115,14 @@ def build(served: Served, api: str | None = None) -> tuple:
     planes = make_apps("pwa", served, metrics, log, api=api or "stand-in")
     table = static_table()
     notes = Notes()
+    files: Counter[str] = Counter()  # requests per file path
 
     async def static(request: web.Request) -> web.StreamResponse:
         path = table.get(request.path)
         if path is None:
             return json_error(404, "not found")
         metrics.count("static")
+        files[request.path] += 1
         response = web.FileResponse(path, headers={"Cache-Control": "no-cache"})
         if path.suffix == ".json" and path.stem == "manifest":
             response.content_type = "application/manifest+json"
@@ -128,6 +130,7 @@ def build(served: Served, api: str | None = None) -> tuple:
 
     async def manifest(request: web.Request) -> web.Response:
         metrics.count("static")
+        files[request.path] += 1
         return web.Response(
             text=precache_manifest(),
             content_type="application/javascript",
@@ -182,6 +185,7 @@ def build(served: Served, api: str | None = None) -> tuple:
                 "notes": [{"id": i, "text": t} for i, t in notes.notes.items()],
                 "applied": dict(notes.applied),
                 "replays": dict(notes.replays),
+                "files": dict(files),
             }
         )
 
