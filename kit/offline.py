@@ -9,6 +9,8 @@
     app.lie_fi("user-berlin")                  # the link stays up and carries nothing
     app.set_routes("user-berlin", [{"match": "/app/", "strategy": "NetworkOnly"}])
     app.push_update("user-tokyo", "doc", update)   # a Yjs update to the server's document
+    app.start_program("user-tokyo", source)    # Python on the device (SYNC_URL in its env)
+    faults.play(world, app.disconnects("user-tokyo", seed=3, duration=20))
     app.server_counts()                        # applied, replayed, per key, bytes in
     app.stop()
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import subprocess
 import sys
 import time
@@ -50,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.control import call, protocol
+from kit.net.faults import FaultEvent
 from kit.net.procs import Service, ServiceError, wait_healthy
 from kit.net.world import World, WorldError
 from kit.services import swproxy, sync
@@ -156,6 +160,7 @@ class OfflineApp:
         self.sync_target = f"unix:{self.scratch / f'{SYNC_HOST}.sync.sock'}"
         self.proxy_targets = {d: f"unix:{self.scratch / f'{d}.swproxy.sock'}" for d in devices}
         self._loss: dict[str, float] = {}  # a device's loss before lie_fi
+        self.programs: list[Service] = []  # start_program's
 
     # -- where things are ---------------------------------------------------------------
 
@@ -254,6 +259,54 @@ class OfflineApp:
         path = f"/docs/{name}/sync"
         return self.fetch(device, path, "POST", body=state, headers=kind, direct=True)
 
+    # -- programs on a device -------------------------------------------------------------
+
+    def start_program(self, device: str, source: str, name: str = "program") -> Service:
+        """Run Python `source` as a process on `device` (a background sync queue, say).
+
+        It finds where things are in its environment: `SYNC_URL` (the sync service),
+        `PROXY_URL` (the device's proxy) and `STORE` (a file path on the device, for a
+        SQLite outbox). Its output is `service.log()`; `service.proc.wait()` waits for
+        it. It is one of the world's services, stopped by `app.stop()` or `world.stop()`.
+        """
+        script = self.scratch / f"{self._device(device)}.{name}.py"
+        script.write_text(source)
+        env = {
+            "SYNC_URL": self.sync_url,
+            "PROXY_URL": self.proxy_url,
+            "STORE": str(self.scratch / f"{device}.{name}.store.sqlite"),
+        }
+        service = self.world.launch_service(device, ["python", str(script)], name=name, env=env)
+        self.programs.append(service)
+        return service
+
+    def disconnects(
+        self,
+        device: str,
+        seed: int,
+        duration: float,
+        count: int = 3,
+        length: tuple[float, float] = (0.5, 2.0),
+    ) -> list[FaultEvent]:
+        """`count` cuts of the device's access link within `duration` s, each `length` s
+        long, drawn from `seed`, never overlapping and all restored by the end: a schedule
+        for `kit.net.faults.play(world, ...)`."""
+        link = self.world.link(self._device(device))
+        rng = random.Random(seed)
+        lengths = [rng.uniform(*length) for _ in range(count)]
+        slack = duration - sum(lengths) - 0.5 * count
+        if slack < 0:
+            raise ValueError(f"{count} cuts of up to {length[1]} s do not fit in {duration} s")
+        starts = sorted(rng.uniform(0, slack) for _ in range(count))
+        events = []
+        for i, (start, down) in enumerate(zip(starts, lengths, strict=True)):
+            at = start + sum(lengths[:i]) + 0.5 * i  # after the cuts before it
+            events += [
+                FaultEvent(at, "cut_link", (link.a, link.b)),
+                FaultEvent(at + down, "restore_link", (link.a, link.b)),
+            ]
+        return events
+
     # -- the network --------------------------------------------------------------------
 
     def offline(self, device: str) -> None:
@@ -338,10 +391,13 @@ class OfflineApp:
         """Stop the services and remove their sockets and databases."""
         for device in list(self._loss):
             self.online(device)
-        for service in self.services.values():
+        for service in [*self.programs, *self.services.values()]:
             self.world.stop_service(service)
         for host in (SYNC_HOST, *self.devices):
-            for pattern in (f"{host}.sync.*", f"{host}.swproxy.sock", f"{host}.swcache.*"):
+            patterns = (f"{host}.sync.*", f"{host}.swproxy.sock", f"{host}.swcache.*")
+            programs = (f"{host}.{p.name}.py" for p in self.programs)
+            stores = (f"{host}.{p.name}.store.*" for p in self.programs)
+            for pattern in (*patterns, *programs, *stores):
                 for path in self.scratch.glob(pattern):
                     if not path.name.endswith(".log"):
                         path.unlink(missing_ok=True)

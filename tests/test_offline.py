@@ -6,6 +6,7 @@ link cut, lie-fi its loss at 100 %, a slow server a rule's think time, a failing
 rule's status. Unit tests check the pure pieces.
 """
 
+import json
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from pycrdt import Doc, Text
 
-from kit.net import registry
+from kit.net import faults, registry
 from kit.offline import request_spec, start_offline
 from kit.services.swproxy import Route
 from kit.services.sync import asset, fingerprint, parse_key
@@ -318,6 +319,54 @@ def test_concurrent_offline_edits_merge(fresh):
         doc.apply_update(app.pull_missing(A, "merge", doc.get_state()).body)
     texts = {str(doc.get("text", type=Text)) for doc in devices.values()}
     assert texts == {"Berlin: shared draft (Vienna)"}
+
+
+# A device's outbox, sent one operation after another, each retried until it is answered:
+# with a key made when the operation was (KEYED = True), or without one.
+QUEUE = """
+import http.client, json, os, time
+from urllib.parse import urlsplit
+KEYED, OPS = {keyed}, {ops}
+server = urlsplit(os.environ["SYNC_URL"])
+sent = 0
+for i in range(OPS):
+    headers = {{"Content-Type": "application/json"}}
+    if KEYED:
+        headers["Idempotency-Key"] = f'"op-{{i}}"'
+    body = json.dumps({{"text": f"op {{i}}"}})  # the server picks the note's id
+    while True:
+        sent += 1
+        try:
+            conn = http.client.HTTPConnection(server.hostname, server.port, timeout=1.5)
+            conn.request("POST", "/notes", body, headers)
+            if conn.getresponse().status < 300:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+print(json.dumps({{"sent": sent}}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_a_queue_through_disconnects_applies_each_keyed_operation_once(fresh, world, keyed):
+    app, ops = fresh, 25
+    rules(app, {"match": "/notes*", "lose_answer": 0.3})  # and the link is cut now and then
+    schedule = faults.play(world, app.disconnects(A, seed=7, duration=4, count=2))
+    queue = app.start_program(A, QUEUE.format(keyed=keyed, ops=ops), name=f"queue{int(keyed)}")
+    try:
+        queue.proc.wait(90)
+    finally:
+        schedule.wait(30)
+    sent = json.loads(queue.log().splitlines()[-1])["sent"]
+    texts = [row[4] for row in app.applied_log()]
+    per_op = [texts.count(f"op {i}") for i in range(ops)]
+    assert min(per_op) == 1, "an operation was lost"
+    assert sent > ops, "nothing was retried: the check would not see duplicates"
+    if keyed:
+        assert max(per_op) == 1 and len(app.server_counts()["per_key"]) == ops
+    else:
+        assert max(per_op) > 1, "a retry without a key should have been applied again"
 
 
 # -- nothing left behind -------------------------------------------------------------------
