@@ -3,17 +3,20 @@ browser on a user's host.
 
     from kit.pwa import serve_pwa, start_browser
 
-    app = serve_pwa(world)                        # kit/pwa/app/ and the notes API, on origin
+    app = serve_pwa(world)                        # kit/pwa/app/ and the sync service, on origin
     browser = start_browser(world, "user-berlin", app.url)
-    browser.do(lambda page: page.goto(app.url))   # any Playwright call, with the Page
+    browser.open(app.url)                         # ms to interactive, as the page measured it
+    browser.do(lambda page: page.title())         # any Playwright call, with the Page
     browser.offline(); browser.online()           # the device's own link, cut and restored
-    app.notes()                                   # what the server has
+    app.applied()                                 # what the sync service applied, per note
     browser.stop()                                # world.stop() stops it too
 
 The app (``kit/pwa/app/``) is a notes list: ``store.js`` keeps notes in IndexedDB,
 ``api.js`` is the one module that calls the server, ``sw.js`` is the Service Worker,
 built from Workbox's own files vendored beside it (``kit/pwa/vendor.sh``). The
-server (``kit/pwa/server.py``) serves those files and the notes API.
+server (``kit/pwa/server.py``) serves those files and passes the notes API on to
+the sync service (``kit.services.sync``, started with ``kit.offline``), which
+applies each idempotency key once and logs every write it applied.
 
 The browser
 -----------
@@ -72,7 +75,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from kit.control import call
 from kit.net import registry
 from kit.net.procs import Service, wait_healthy
-from kit.pwa.server import CONTROL_NOTES
+from kit.pwa.server import CONTROL_FILES
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -87,42 +90,61 @@ T = TypeVar("T")
 
 
 class Pwa:
-    """The app's server on one world host (see the module docstring)."""
+    """The app's server on one world host, and the sync service behind it."""
 
-    def __init__(self, world: World, host: str, service: Service, socket: Path) -> None:
+    def __init__(
+        self, world: World, host: str, service: Service, socket: Path, sync: Any, own: bool
+    ) -> None:
         self.world, self.host, self.service = world, host, service
         self.target = f"unix:{socket}"
+        self.sync = sync  # kit.offline's OfflineApp: server_counts(), applied_log(), ...
+        self._own_sync = own  # started with this app: stopped with it
 
     @property
     def url(self) -> str:
         return f"http://{self.world.ip(self.host)}:{PORT}"
 
-    def notes(self) -> dict[str, Any]:
-        """The stand-in's notes, and the writes applied and replays answered per note id."""
-        return call(self.target, "GET", CONTROL_NOTES)
+    def applied(self) -> dict[str, list[str]]:
+        """What the sync service applied: each note id with the texts written to it, in
+        order (a note applied twice shows twice)."""
+        writes: dict[str, list[str]] = {}
+        for _seq, method, note_id, _key, text in self.sync.applied_log():
+            if method in ("POST", "PUT"):
+                writes.setdefault(note_id, []).append(text)
+        return writes
+
+    def files(self) -> dict[str, int]:
+        """Requests this server answered per file of the app."""
+        return call(self.target, "GET", CONTROL_FILES)
 
     def metrics(self) -> dict[str, Any]:
         return call(self.target, "GET", "/_kit/metrics")
 
     def stop(self) -> None:
         self.world.stop_service(self.service)
+        if self._own_sync:
+            self.sync.stop()
 
     def __repr__(self) -> str:
         return f"<Pwa on {self.host}:{PORT}>"
 
 
 def serve_pwa(
-    world: World, host: str = "origin", *, api: str | None = None, timeout: float = 20.0
+    world: World, host: str = "origin", *, sync: Any = None, timeout: float = 20.0
 ) -> Pwa:
-    """Serve the app from ``host`` on port 8080; ``api`` passes /notes on to that URL."""
+    """Serve the app from ``host`` on port 8080, its notes API from the sync service
+    (``sync``: a running ``kit.offline`` app; by default one is started on ``origin``)."""
+    from kit.offline import start_offline
+
+    own = sync is None
+    if own:
+        sync = start_offline(world, devices=(), timeout=timeout)
     socket = Path(world.record.scratch) / f"{host}.pwa.sock"
     argv = ["python", "-m", "kit.pwa.server", "--host", "0.0.0.0", "--port", str(PORT)]
-    argv += ["--log-sample", "0", "--unix", str(socket)]
-    if api:
-        argv += ["--api", api]
+    argv += ["--log-sample", "0", "--unix", str(socket), "--api", sync.sync_url]
     service = world.launch_service(host, argv, name="pwa", health_url=f"unix:{socket}")
     wait_healthy([service], timeout)
-    return Pwa(world, host, service, socket)
+    return Pwa(world, host, service, socket, sync, own)
 
 
 class Browser:
