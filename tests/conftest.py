@@ -16,24 +16,27 @@ session ``world`` is a world test and one using ``state`` (a notebook run) is a
 notebook test. A marker written on a test wins (a test in a unit module that
 starts a service says ``@pytest.mark.loopback``).
 
-Running side by side. ``make test`` runs the suite on several pytest-xdist
-workers (``-n 4 --dist loadgroup``), because a chapter run mostly waits: on the
-emulated Internet's delays, on load tests, on the browser. Worlds coexist, and
-each notebook run has its own ``EDGELAB_STATE``. What must not share the machine
-with itself is kept together in an ``xdist_group``:
+Running side by side. ``make test`` runs the suite on four pytest-xdist workers
+(``-n 4``), because a chapter run mostly waits: on the emulated Internet's
+delays, on load tests, on the browser. Worlds coexist, and each notebook run has
+its own ``EDGELAB_STATE``. ``SideBySide`` below hands out the tests in units:
 
-- ``serial``: every test that is not a notebook run, in file order, on one worker,
-  as if the suite ran alone (they share the session ``world``, fixed loopback
-  ports, and the order some of them rely on);
+- ``serial``: every test that is not a chapter run, in file order, on one worker,
+  as if the suite ran alone (they share the session ``world``, loopback ports,
+  and the order some of them rely on);
 - ``browser``: the chapters' browser runs, one JupyterLab at a time, then the
-  book built from what they executed (it needs all of them).
+  book built from what they executed (it needs all of them);
+- each lab run, each chapter's wrong-solution harness, and each of the modules
+  in ``ALONE`` (their tests share a module fixture) is a unit of its own, taken
+  by whichever worker is free, longest first.
 
-Every other notebook run (a lab, a chapter's wrong solutions, the grading test)
-is a unit of its own, taken by whichever worker is free, longest first. Without
-``-n`` the groups mean nothing and the suite runs in file order.
+(pytest-xdist's own ``--dist loadgroup`` would do this with marks, but 3.8 names
+a group by rewriting ``item._nodeid``, which pytest 9 no longer reads.) Without
+``-n`` the suite runs in file order.
 """
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from kit.net import World
 
@@ -78,28 +81,41 @@ def layer_of(item) -> str:
     return LAYERS.get(module, "unit")
 
 
-BROWSER_RUNS = ("test_solution_runs_in_the_browser", "test_the_book_has_every_chapter")
-LONGEST_FIRST = ("test_each_check_rejects_its_wrong_solutions", "test_lab_fails_exactly")
+BROWSER = (
+    "test_notebooks.py::test_solution_runs_in_the_browser",
+    "test_notebooks.py::test_the_book",
+)
+ON_THEIR_OWN = ("test_wrong_solutions.py::test_each_check", "test_notebooks.py::test_lab_fails")
+ALONE = ("tests/test_grading.py", "tests/test_bundle.py")
 
 
-def group_of(item) -> str | None:
-    """The xdist group a test runs in (see the docstring), None for a unit of its own."""
-    if item.originalname.startswith(BROWSER_RUNS):
-        return "browser"
-    return None if item.get_closest_marker("notebook") else "serial"
+class SideBySide(LoadScopeScheduling):
+    """pytest-xdist's scope scheduling, with the units of the docstring."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        if any(part in nodeid for part in BROWSER):
+            return "browser"
+        if any(part in nodeid for part in ON_THEIR_OWN):
+            return nodeid
+        module = nodeid.partition("::")[0]
+        return module if module in ALONE else "serial"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_xdist_make_scheduler(config, log):
+    return SideBySide(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if not any(item.get_closest_marker(m) for m in MARKERS):
             item.add_marker(layer_of(item))
-        group = group_of(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-    if config.getoption("dist", "no") != "no":  # side by side: the long runs start first
-        rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-        items.sort(key=lambda item: rank.get(item.originalname, len(rank)))
+    if hasattr(config, "workerinput"):  # an xdist worker: the longest units come first
+        rank = {name: i for i, name in enumerate(ON_THEIR_OWN)}
+        items.sort(key=lambda item: rank.get(_unit_kind(item.nodeid), len(rank)))
+
+
+def _unit_kind(nodeid: str) -> str | None:
+    return next((part for part in ON_THEIR_OWN if part in nodeid), None)
 
 
 @pytest.fixture(scope="session")

@@ -49,15 +49,24 @@ def server():
     loop.close()
 
 
+@pytest.fixture(autouse=True)
+def own_tmp(tmp_path, monkeypatch):
+    """Each test's runs keep their scratch in its own folder, told apart from the load
+    tests of chapters running side by side (tests/conftest.py)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
 def leftovers() -> list[str]:
-    """Locust processes or scratch folders of ours still around."""
-    found = [p.name for p in Path(tempfile.gettempdir()).glob("edge-lab-load-*")]
+    """Locust processes or scratch folders of this test's runs still around."""
+    here = Path(tempfile.gettempdir())
+    found = [p.name for p in here.glob("edge-lab-load-*")]
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"edge-lab-load-" in cmdline:
+        if f"{here}/edge-lab-load-".encode() in cmdline:
             found.append(pid)
     return found
 
