@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
-from kit.nb.actor_checks import _dupes, drive, fresh, number, yours
+from kit.nb.actor_checks import _dupes, _read_hint, drive, fresh, number, yours
 from kit.nb.actor_plots import (
     POLLER,
     actor_claims,
@@ -89,6 +89,12 @@ def test_number_and_dupes():
     assert number("not json", "count") is None and number("[1]", "count") is None
     assert "told twice or more: [2]" in _dupes([1, 2, 2, 3])
     assert "told twice" not in _dupes([1, 2, 3])
+
+
+def test_a_get_that_reads_less_than_was_acknowledged_asks_about_the_await():
+    assert "(awaited)" in _read_hint([2, 3], 3)
+    assert "(awaited)" not in _read_hint([4, 5], 3)  # GETs that count: another mistake
+    assert "(awaited)" not in _read_hint([None, 3], 3)
 
 
 # -- the driver and the poller, on this machine ----------------------------------------

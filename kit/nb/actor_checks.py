@@ -297,7 +297,7 @@ class SequentialProbe:
             "two GETs after the POSTs (a GET changes nothing)",
             [n_a, n_a],
             gets_a,
-            hint="only a POST adds one; a GET reads",
+            hint=_read_hint(gets_a, n_a),
         )
         apart = posts_b[:1] == [1] and last_a == n_a
         expect(
@@ -583,6 +583,16 @@ def _sequence_hint(told: list[Any]) -> str:
             "before the answer went out?"
         )
     return "each POST adds one and answers the count after it; hint level 2"
+
+
+def _read_hint(gets: list[Any], acknowledged: int) -> str:
+    """Why GETs after the POSTs did not read what the last POST was told."""
+    if any(isinstance(n, int) and n < acknowledged for n in gets):
+        return (
+            "a GET read less than the last POST was told: was the write done (awaited) "
+            "before the answer went out?"
+        )
+    return "only a POST adds one; a GET reads"
 
 
 def _dupes(told: list[Any]) -> str:

@@ -1,7 +1,7 @@
 """Answers while its write is still running (a task left to finish on its own): with no
 output gate, the next request can read the count before that write is stored."""
 # exercise: 08-actor
-# rejected: told the same count
+# rejected: done (awaited) before the answer went out
 # instead of: await self.storage.put("count", count)  # committed before anyone is told
 import asyncio
 
