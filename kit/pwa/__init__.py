@@ -93,16 +93,23 @@ class Pwa:
     """The app's server on one world host, and the sync service behind it."""
 
     def __init__(
-        self, world: World, host: str, service: Service, socket: Path, sync: Any, own: bool
+        self,
+        world: World,
+        host: str,
+        port: int,
+        service: Service,
+        socket: Path,
+        sync: Any,
+        own: bool,
     ) -> None:
-        self.world, self.host, self.service = world, host, service
+        self.world, self.host, self.port, self.service = world, host, port, service
         self.target = f"unix:{socket}"
         self.sync = sync  # kit.offline's OfflineApp: server_counts(), applied_log(), ...
         self._own_sync = own  # started with this app: stopped with it
 
     @property
     def url(self) -> str:
-        return f"http://{self.world.ip(self.host)}:{PORT}"
+        return f"http://{self.world.ip(self.host)}:{self.port}"
 
     def applied(self) -> dict[str, list[str]]:
         """What the sync service applied: each note id with the texts written to it, in
@@ -126,25 +133,34 @@ class Pwa:
             self.sync.stop()
 
     def __repr__(self) -> str:
-        return f"<Pwa on {self.host}:{PORT}>"
+        return f"<Pwa on {self.host}:{self.port}>"
 
 
 def serve_pwa(
-    world: World, host: str = "origin", *, sync: Any = None, timeout: float = 20.0
+    world: World,
+    host: str = "origin",
+    *,
+    port: int = PORT,
+    app: Path | None = None,
+    sync: Any = None,
+    timeout: float = 20.0,
 ) -> Pwa:
-    """Serve the app from ``host`` on port 8080, its notes API from the sync service
-    (``sync``: a running ``kit.offline`` app; by default one is started on ``origin``)."""
+    """Serve the app from ``host`` on ``port``, its notes API from the sync service
+    (``sync``: a running ``kit.offline`` app; by default one is started on ``origin``).
+    ``app`` serves another folder than ``kit/pwa/app`` (a changed copy of it)."""
     from kit.offline import start_offline
 
     own = sync is None
     if own:
         sync = start_offline(world, devices=(), timeout=timeout)
-    socket = Path(world.record.scratch) / f"{host}.pwa.sock"
-    argv = ["python", "-m", "kit.pwa.server", "--host", "0.0.0.0", "--port", str(PORT)]
+    socket = Path(world.record.scratch) / f"{host}.pwa-{port}.sock"
+    argv = ["python", "-m", "kit.pwa.server", "--host", "0.0.0.0", "--port", str(port)]
     argv += ["--log-sample", "0", "--unix", str(socket), "--api", sync.sync_url]
-    service = world.launch_service(host, argv, name="pwa", health_url=f"unix:{socket}")
+    if app is not None:
+        argv += ["--app", str(app)]
+    service = world.launch_service(host, argv, name=f"pwa-{port}", health_url=f"unix:{socket}")
     wait_healthy([service], timeout)
-    return Pwa(world, host, service, socket, sync, own)
+    return Pwa(world, host, port, service, socket, sync, own)
 
 
 class Browser:
@@ -248,19 +264,19 @@ class Browser:
         """Open the app; the ms from navigation to interactive, as the page measured it."""
 
         def go(page: Page) -> float:
-            page.goto(url, wait_until="commit")
-            return _ready(page)
+            page.goto(url, wait_until="commit", timeout=timeout * 1000)
+            return _ready(page, timeout)
 
-        return self.do(go, timeout)
+        return self.do(go, timeout + 5)
 
     def reload(self, timeout: float = 30) -> float:
         """Reload the page; the ms to interactive (``open``'s measure)."""
 
         def again(page: Page) -> float:
-            page.reload(wait_until="commit")
-            return _ready(page)
+            page.reload(wait_until="commit", timeout=timeout * 1000)
+            return _ready(page, timeout)
 
-        return self.do(again, timeout)
+        return self.do(again, timeout + 5)
 
     def wait_settled(self, timeout: float = 15) -> None:
         """Wait until the page's start-up talk with the server is over (or gave up)."""
@@ -352,9 +368,9 @@ class Browser:
         self._launcher.unlink(missing_ok=True)
 
 
-def _ready(page: Page) -> float:
+def _ready(page: Page, timeout: float) -> float:
     """Wait for the app to say it is interactive; when that was, in ms from navigation."""
-    page.wait_for_selector("body[data-ready]")
+    page.wait_for_selector("body[data-ready]", timeout=timeout * 1000)
     return page.evaluate("window.readyAt")
 
 

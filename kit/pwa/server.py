@@ -70,11 +70,11 @@ def precache_manifest(root: Path = APP) -> str:
     return f"self.PRECACHE = {json.dumps(entries, indent=1)};\n"
 
 
-def build(served: Served, api: str) -> tuple[Planes, Log]:
+def build(served: Served, api: str, root: Path = APP) -> tuple[Planes, Log]:
     log = Log("pwa")
     metrics = Metrics("pwa", counters=("static", "api_reads", "api_writes"))
     planes = make_apps("pwa", served, metrics, log, api=api)
-    table = static_table()
+    table = static_table(root)
     files: Counter[str] = Counter()  # requests per file path
 
     async def static(request: web.Request) -> web.StreamResponse:
@@ -92,7 +92,7 @@ def build(served: Served, api: str) -> tuple[Planes, Log]:
         metrics.count("static")
         files[request.path] += 1
         return web.Response(
-            text=precache_manifest(),
+            text=precache_manifest(root),
             content_type="application/javascript",
             headers={"Cache-Control": "no-cache"},
         )
@@ -137,9 +137,10 @@ def build(served: Served, api: str) -> tuple[Planes, Log]:
 def main(argv: list[str] | None = None) -> None:
     p = parser("pwa", "The offline-first notes app: its files, and its notes API passed on.")
     p.add_argument("--api", required=True, help="the sync service's URL: /notes goes there")
+    p.add_argument("--app", type=Path, default=APP, help="the app's folder (default: app/)")
     args = p.parse_args(argv)
     served = Served.of(args)
-    planes, log = build(served, args.api.rstrip("/"))
+    planes, log = build(served, args.api.rstrip("/"), args.app.resolve())
     serve(planes, served, log)
 
 
