@@ -60,6 +60,7 @@ instead: DevTools' network emulation, which the page sees.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -176,6 +177,7 @@ class Browser:
         self._launcher = self._write_launcher()
         self._thread = threading.Thread(target=self._run, name=f"browser-{host}", daemon=True)
         self._thread.start()
+        atexit.register(self.stop)  # before the interpreter drops its threads mid-cleanup
         self._started.result(timeout=60)
 
     def _write_launcher(self) -> Path:
@@ -362,6 +364,7 @@ class Browser:
 
     def stop(self) -> None:
         """Close the browser (safe to call twice)."""
+        atexit.unregister(self.stop)
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join(timeout=15)
