@@ -211,7 +211,11 @@ WRONG = [
         "a write waits for the network with no timeout (on a cut link's open connection)",
         [
             ("if (!navigator.onLine) throw new Error('offline');", ""),
-            ("{signal: AbortSignal.timeout(WRITE_TIMEOUT_MS)}", "{}"),
+            (
+                "return await fetch(request.clone(), "
+                "{signal: AbortSignal.timeout(WRITE_TIMEOUT_MS)});",
+                "return await fetch(request.clone());",
+            ),
         ],
         "writes",
         "was not queued",

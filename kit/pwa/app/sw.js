@@ -30,8 +30,24 @@ async function tellPages(message) {
   for (const page of await self.clients.matchAll()) page.postMessage(message);
 }
 
+// A write waits at most this long for the network. A link that goes down under an
+// open connection does not fail a request on it: the request just never finishes.
+const WRITE_TIMEOUT_MS = 4000;
+
+// Send the queue, oldest first (queue.replayRequests() does the same, with no timeout).
+// A request that fails goes back to the head of the queue, and the error tells the
+// browser to fire `sync` again later. One that timed out may still have arrived: its
+// Idempotency-Key makes the server apply it once however often it comes.
 async function replay(queue, how) {
-  await queue.replayRequests(); // throws if a request still fails: it stays queued
+  let entry;
+  while ((entry = await queue.shiftRequest())) {
+    try {
+      await fetch(entry.request.clone(), {signal: AbortSignal.timeout(WRITE_TIMEOUT_MS)});
+    } catch (error) {
+      await queue.unshiftRequest(entry);
+      throw error;
+    }
+  }
   await tellPages({type: 'synced', how});
 }
 
@@ -39,10 +55,6 @@ const queue = new Queue('note-writes', {
   maxRetentionTime: 7 * 24 * 60, // minutes: a week
   onSync: ({queue}) => replay(queue, 'sync-event'), // the browser says: the network is back
 });
-
-// A write waits at most this long for the network. A link that goes down under an
-// open connection does not fail a request on it: the request just never finishes.
-const WRITE_TIMEOUT_MS = 4000;
 
 async function sendOrQueue({request}) {
   try {
