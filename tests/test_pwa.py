@@ -102,7 +102,7 @@ def check_offline_reload(world: World, app, browser) -> None:
         # ...and Chromium sees it: navigator.onLine follows the interface.
         expect(browser.do(lambda page: page.evaluate("navigator.onLine")) is False, "onLine")
         try:
-            browser.reload(timeout=6)
+            browser.reload(timeout=4)
         except Exception as error:  # noqa: BLE001 - any failure to open is the finding
             raise Wrong(f"the app did not open with the link cut (precache?): {error}") from None
         shown = [n["text"] for n in browser.shown()]
@@ -128,7 +128,7 @@ def check_offline_writes(app, browser, count: int = 3) -> None:
     texts = [f"offline {i} {uuid.uuid4().hex[:8]}" for i in range(count)]
     try:
         for t in texts:  # stop at the first that is not queued: the rest would wait too
-            state = browser.add_note(t, timeout=6)
+            state = browser.add_note(t, timeout=5)
             expect(state == "queued", f"a note written offline was not queued: {state}")
         on_server = {t for written in app.applied().values() for t in written}
         expect(not on_server & set(texts), "a note reached the server while the link was cut")

@@ -71,14 +71,25 @@ document.querySelector('#add').addEventListener('submit', async (event) => {
   await render();
 });
 
+const askForReplay = () => navigator.serviceWorker.controller?.postMessage({type: 'replay'});
+
 addEventListener('online', async () => {
   appEvents.push({type: 'online'});
   // Chromium tells the Service Worker itself (Background Sync's `sync` event). Firefox
   // and Safari have no Background Sync: there the page asks for the queue to be sent.
-  if (!('SyncManager' in window)) navigator.serviceWorker.controller?.postMessage({type: 'replay'});
+  if (!('SyncManager' in window)) askForReplay();
   await sendLocalNotes();
   await refresh();
 });
+
+// A link that stays up but carries nothing never comes back "online": the browser fires
+// `sync` at once, the replay times out, and its next try is minutes away. So while a
+// note waits in the queue, the page also asks now and then (and once at each start).
+const RETRY_MS = 15000;
+async function retryQueued() {
+  if ((await allNotes()).some((note) => note.state === 'queued')) askForReplay();
+}
+setInterval(retryQueued, RETRY_MS);
 addEventListener('offline', () => {
   appEvents.push({type: 'offline'});
   render();
@@ -97,5 +108,6 @@ if ('serviceWorker' in navigator) {
   await navigator.serviceWorker.register('sw.js');
 }
 await sendLocalNotes();
+await retryQueued();
 await refresh();
 document.body.dataset.settled = 'true'; // startup's talk with the server is over
