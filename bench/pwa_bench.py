@@ -9,7 +9,10 @@ itself measures it (``performance.now()`` when the local notes are on screen):
 
 - the first visit: everything from the origin over the world's links;
 - a reload once the Service Worker controls the page: the shell from its precache;
-- a reload with the user's link cut: the same, with no network at all.
+- a reload with the user's link cut: the same, with no network at all;
+- once, in lie-fi (the link up, losing every packet): a reload, how long a write
+  takes to be queued (the Service Worker's timeout) and how long after the link
+  heals the queue reaches the server (no ``online`` event: the page's retry).
 
 It counts what reached the origin during the online reload (the shell should
 not: only the notes' GET), then writes notes with the link cut and measures the
@@ -63,6 +66,37 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def wait_applied(app, texts: list[str], limit: float = 90) -> float:
+    """Seconds until every text is applied at the server (polled every 50 ms)."""
+    t0 = time.monotonic()
+    while True:
+        written = [t for ts in app.applied().values() for t in ts]
+        if all(t in written for t in texts):
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > limit:
+            raise RuntimeError(f"queued notes did not reach the server in {limit} s")
+        time.sleep(0.05)
+
+
+def measure_lie_fi(world: World, app, browser, city: str) -> dict:
+    """The link up and carrying nothing (100 % loss): reload, write, heal, sync."""
+    world.set_link(city, loss_pct=100)
+    try:
+        reload_ms = browser.reload()
+        texts = [f"lie-fi {city} {uuid.uuid4().hex[:8]}" for _ in range(3)]
+        t0 = time.monotonic()
+        states = [browser.add_note(t) for t in texts]
+        queue_s = (time.monotonic() - t0) / len(texts)
+    finally:
+        world.set_link(city, loss_pct=0)
+    return {
+        "reload": reload_ms,
+        "states": states,
+        "queue_s": queue_s,
+        "sync_s": wait_applied(app, texts),
+    }
+
+
 def one_city(world: World, app, city: str, rounds: int) -> dict:
     browser = start_browser(world, city, app.url)
     rows: dict[str, list[float]] = {"first": [], "reload": [], "offline": [], "sync_s": []}
@@ -87,17 +121,11 @@ def one_city(world: World, app, city: str, rounds: int) -> dict:
                 assert states == ["queued"] * NOTES, states
             finally:
                 browser.online()
-            t0 = time.monotonic()
-            while True:
-                written = [t for ts in app.applied().values() for t in ts]
-                if all(t in written for t in texts):
-                    break
-                if time.monotonic() - t0 > 60:
-                    raise RuntimeError("queued notes did not reach the server in 60 s")
-                time.sleep(0.05)
-            rows["sync_s"].append(time.monotonic() - t0)
+            rows["sync_s"].append(wait_applied(app, texts))
+            written = [t for ts in app.applied().values() for t in ts]
             applied += [written.count(t) for t in texts]
         replays = app.sync.server_counts()["replayed"]
+        lie_fi = measure_lie_fi(world, app, browser, city)
         chromium = browser.processes()  # its first process is also one of the world's
         world_pids = sorted(set(registry.world_processes(world.record)) | set(chromium))
         driver = [p for p in descendants(os.getpid()) if p not in world_pids]
@@ -111,6 +139,7 @@ def one_city(world: World, app, city: str, rounds: int) -> dict:
     finally:
         browser.stop()
     return {
+        "lie_fi": lie_fi,
         "rows": rows,
         "shell": shell_requests,
         "applied": applied,
@@ -145,6 +174,12 @@ def main() -> None:
             print(
                 f"  writes applied per note: {sorted(set(r['applied']))}, "
                 f"repeats answered from their key (the whole run): {r['replays']}"
+            )
+            lie = r["lie_fi"]
+            print(
+                f"  lie-fi (link up, 100 % loss): reload {lie['reload']:.1f} ms; a write "
+                f"{lie['states'][0]} after {lie['queue_s']:.1f} s; on the server "
+                f"{lie['sync_s']:.1f} s after the link healed"
             )
             m = r["memory"]
             print(
