@@ -25,11 +25,14 @@ and reaches the origin over the world's links. Playwright (the Python package, o
 a driver: ``playwright install`` is never run) launches it through a small script
 that enters the namespace (``mnexec -a``) and execs Chromium. Playwright talks to
 it over a pipe (``--remote-debugging-pipe``), so no debugging port exists for any
-world host to reach. The browser's first process carries the world's mark and lives in the world's
-namespace, so ``world.stop()`` and a later ``python -m kit clean`` end it like any
-process of the world (the processes it starts itself get an environment without
-the mark, and end when it ends); its parent is Playwright's driver, which closes
-it when the Python process that owns it exits, killed or not.
+world host to reach.
+
+Clean-up: the browser's first process carries the world's mark and lives in the
+world's namespace, so ``world.stop()`` and a later ``python -m kit clean`` end it
+like any process of the world. The processes it starts (zygotes, renderers, the
+network service) get an environment without the mark and end within a second of
+it. Its parent is Playwright's driver, which closes it and removes its profile
+folder when the Python process that owns it exits, killed or not.
 
 Playwright's synchronous API refuses to run where an asyncio loop runs (a Jupyter
 kernel's main thread), and its objects belong to the thread that made them. So a
@@ -42,20 +45,35 @@ A secure context
 A Service Worker registers only in a secure context: ``https://``, or
 ``http://localhost``. The app is served from the origin's world address
 (``http://10.x.y.z:8080``), which is neither, so the browser is started with
-Chromium's ``--unsafely-treat-insecure-origin-as-secure=http://10.x.y.z:8080``: that one
-origin is treated as secure, and the page still talks to the origin over the
-world's network, through the user's own link. (The other way, a relay on the
+Chromium's ``--unsafely-treat-insecure-origin-as-secure=http://10.x.y.z:8080``:
+that one origin is treated as secure, and the page still talks to the origin over
+the world's network, through the user's own link. (The other way, a relay on the
 user's host from ``localhost``, would put a process between the browser and the
 link whose cut we want the browser to see.)
 
-Offline
--------
-``browser.offline()`` cuts the user's access link in the world (its interface goes
-down): the network is really gone, for the page and the Service Worker alike, and
-Chromium itself sees it (``navigator.onLine`` turns false, and when the link comes
-back it fires ``online`` and, to the Service Worker, Background Sync's ``sync``
-event). ``offline(emulate=True)`` uses Playwright's ``context.set_offline``
-instead: DevTools' network emulation, which the page sees.
+Offline, three ways
+-------------------
+``browser.offline()`` cuts the user's access link in the world: its interface goes
+down, and Chromium sees it (``navigator.onLine`` turns false in the page and in the
+Service Worker; when the link is restored the page gets ``online`` and the Service
+Worker Background Sync's ``sync`` event, measured about 2 s later). A new
+connection fails at once, but a request on a connection that was open before the
+cut neither fails nor finishes: the interface keeps its address, so Chromium keeps
+its idle connections. That is why ``sw.js`` does not wait for the network when
+``navigator.onLine`` is false, and gives a write 4 s when it is true.
+
+``offline(emulate=True)`` is DevTools' emulation (Playwright's
+``context.set_offline``): with this Chromium it reaches the Service Worker too, and
+every request fails at once. It is the kinder case: the hanging connection above
+never happens there.
+
+Lie-fi, the link up and every packet lost (``world.set_link(host, loss_pct=100)``),
+is the case Background Sync does not cover. The browser thinks it is online, so a
+registered sync fires at once and fails (the replay times out); Chromium retries a
+failed sync with exponential backoff (its "Intent to Ship" says so, without the
+intervals), and here the next try did not come within 90 s of the link healing.
+The page therefore asks the Service Worker to replay every 15 s while a note is
+queued (measured: on the server 2.5-2.7 s after the link healed).
 """
 
 from __future__ import annotations
