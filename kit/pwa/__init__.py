@@ -164,9 +164,13 @@ def serve_pwa(
     sync: Any = None,
     timeout: float = 20.0,
 ) -> Pwa:
-    """Serve the app from ``host`` on ``port``, its notes API from the sync service
-    (``sync``: a running ``kit.offline`` app; by default one is started on ``origin``).
-    ``app`` serves another folder than ``kit/pwa/app`` (a changed copy of it)."""
+    """Serve the app from ``host`` on ``port``, its notes API from the sync service.
+
+    ``sync`` is a running ``kit.offline`` app whose service to use; without it one is
+    started on ``origin`` (``kit.offline`` keeps one app per world: starting it stops
+    one already running, so a chapter that has one passes it here). ``app`` serves
+    another folder than ``kit/pwa/app`` (a changed copy of it).
+    """
     from kit.offline import start_offline
 
     own = sync is None
