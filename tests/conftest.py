@@ -18,21 +18,24 @@ starts a service says ``@pytest.mark.loopback``).
 
 Running side by side. ``make test`` runs the suite on four pytest-xdist workers
 (``-n 4``), because a chapter run mostly waits: on the emulated Internet's
-delays, on load tests, on the browser. Worlds coexist, and each notebook run has
-its own ``EDGELAB_STATE``. ``SideBySide`` below hands out the tests in units:
+delays, on load tests, on the browser. Worlds coexist, each chapter run has its
+own ``EDGELAB_STATE``, and each browser run its own JupyterLab, port and
+workspace. ``SideBySide`` below hands out the tests in units:
 
 - ``serial``: every test that is not a chapter run, in file order, on one worker,
   as if the suite ran alone (they share the session ``world``, loopback ports,
   and the order some of them rely on);
-- ``browser``: the chapters' browser runs, one JupyterLab at a time, then the
-  book built from what they executed (it needs all of them);
-- each lab run, each chapter's wrong-solution harness, and each of the modules
-  in ``ALONE`` (their tests share a module fixture) is a unit of its own, taken
-  by whichever worker is free, longest first.
+- each chapter's browser run, lab run and wrong-solution harness, and each of the
+  modules in ``ALONE`` (their tests share a module fixture), is a unit of its own,
+  taken by whichever worker is free, the longest kinds first.
 
 (pytest-xdist's own ``--dist loadgroup`` would do this with marks, but 3.8 names
-a group by rewriting ``item._nodeid``, which pytest 9 no longer reads.) Without
-``-n`` the suite runs in file order.
+a group by rewriting ``item._nodeid``, which pytest 9 no longer reads.)
+
+The book (``test_the_book_has_every_chapter_with_its_plots``, marked ``book``) is
+built from the browser runs' results, so ``make test`` runs it on its own after
+them (``-m "not book"``, then ``-m book``). Without ``-n`` the suite runs in file
+order, the book last.
 """
 
 import pytest
@@ -68,6 +71,7 @@ LAYERS = {
 def pytest_configure(config):
     for marker in MARKERS:
         config.addinivalue_line("markers", f"{marker}: a test of the {marker} layer")
+    config.addinivalue_line("markers", "book: built from this run's browser runs (after them)")
 
 
 def layer_of(item) -> str:
@@ -81,11 +85,11 @@ def layer_of(item) -> str:
     return LAYERS.get(module, "unit")
 
 
-BROWSER = (
+ON_THEIR_OWN = (  # the longest kinds first
+    "test_wrong_solutions.py::test_each_check",
     "test_notebooks.py::test_solution_runs_in_the_browser",
-    "test_notebooks.py::test_the_book",
+    "test_notebooks.py::test_lab_fails",
 )
-ON_THEIR_OWN = ("test_wrong_solutions.py::test_each_check", "test_notebooks.py::test_lab_fails")
 ALONE = ("tests/test_grading.py", "tests/test_bundle.py")
 
 
@@ -93,8 +97,6 @@ class SideBySide(LoadScopeScheduling):
     """pytest-xdist's scope scheduling, with the units of the docstring."""
 
     def _split_scope(self, nodeid: str) -> str:
-        if any(part in nodeid for part in BROWSER):
-            return "browser"
         if any(part in nodeid for part in ON_THEIR_OWN):
             return nodeid
         module = nodeid.partition("::")[0]

@@ -305,7 +305,8 @@ def test_a_check_run_before_its_exercise_says_what_to_run():
 # -- the textbook's site, from the browser runs above ------------------------------------
 
 
-@pytest.mark.notebook  # it needs the browser runs above
+@pytest.mark.notebook
+@pytest.mark.book  # it needs the browser runs above: `make test` runs it after them
 def test_the_book_has_every_chapter_with_its_plots():
     """`make book` on this run's executed chapters (they ran in the browser above)."""
     try:
