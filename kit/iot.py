@@ -7,6 +7,7 @@
     site.arrivals("cloud")["sensors"]        # per sensor: unique, duplicates, missing, delay
     site.uplink_bytes()                      # {"up": ..., "down": ...} on the factory's uplink
     site.cut_uplink(); site.restore_uplink() # or faults.play(world, site.outages(seed=3))
+    site.crash_core_broker()                 # SIGKILL and start again: its memory is gone
 
 The glue between the IoT services and a world, as `kit.db` is for the database.
 What runs where:
@@ -363,6 +364,20 @@ class Factory:
     def restore_uplink(self) -> None:
         self.world.restore_link(*UPLINK)
 
+    def crash_core_broker(self, timeout: float = 30.0) -> None:
+        """Kill the core broker (SIGKILL, as a power cut would) and start it again from its
+        config. What it held in memory is gone: the bridge's queue, the sessions of its
+        clients and their subscriptions (`persistence true` writes them only every
+        `autosave_interval`, 1800 s by default, and at a clean shutdown)."""
+        old = self.services["core-broker"]
+        if old.proc is not None and old.proc.poll() is None:
+            old.proc.kill()
+            old.proc.wait(10)
+        self.world.stop_service(old)
+        config = (self.scratch / f"{CORE}.mosquitto.conf").read_text()
+        self.services["core-broker"] = _launch_broker(self.world, CORE, config)
+        wait_healthy([self.services["core-broker"]], timeout)
+
     def outages(self, seed: int, duration: float, **options: Any) -> list[FaultEvent]:
         """A seeded schedule of uplink cuts (`outages`), for `kit.net.faults.play`."""
         return outages(seed, duration, **options)
@@ -458,7 +473,7 @@ class Factory:
         for host in (CORE, self.cloud):
             for suffix in ("mosquitto.conf", "mosquitto.db", "ingest.sock"):
                 (self.scratch / f"{host}.{suffix}").unlink(missing_ok=True)
-        for pattern in ("*.sensor.json*", f"{CORE}.*.sqlite*", f"{CORE}.*.py"):
+        for pattern in ("*.sensor.json*", f"{CORE}.*.sqlite*", f"{CORE}.*.py", f"{CORE}.*.sock"):
             for path in self.scratch.glob(pattern):
                 path.unlink(missing_ok=True)
         _factories.discard(self)

@@ -323,6 +323,32 @@ def test_a_short_bridge_queue_drops_readings_and_the_broker_says_so(world):
         small.stop()
 
 
+def test_a_crashed_core_broker_loses_the_bridges_queue_and_comes_back(world):
+    crashing = start_factory(world)
+    try:
+        runs = crashing.start_sensors(duration=6, rate=10, qos=1)
+        time.sleep(1)
+        crashing.cut_uplink()
+        try:
+            time.sleep(2)  # about 60 readings queued for the bridge, in memory
+            old = crashing.services["core-broker"]
+            crashing.crash_core_broker()
+            assert not old.running and crashing.services["core-broker"].running
+        finally:
+            crashing.restore_uplink()
+        reports = {run.host: run.wait(30) for run in runs}
+        crashing.wait_bridge(True, timeout=60)
+        time.sleep(2)
+        table = delivery(reports, crashing.arrivals("cloud"))
+        assert sum(row["lost"] for row in table.values()) > 0, table  # the queue died
+        seen = crashing.arrivals("cloud")["sensors"]
+        last = {r["sensor"]: r["published"] - 1 for r in reports.values()}
+        # readings flow again (sensors and bridge reconnected): each sensor's last one arrived
+        assert {name: seen[name]["highest"] for name in last} == last, table
+    finally:
+        crashing.stop()
+
+
 SPOOLER = """
 import os, sqlite3, time
 db = sqlite3.connect(os.environ["SPOOL"])

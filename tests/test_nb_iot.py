@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 import pandas as pd
 import pytest
 
+from kit.control.client import request as control_request
 from kit.nb.checks import CheckFailed
 from kit.nb.claims import what_you_measured
 from kit.nb.iot_checks import (
@@ -41,6 +42,7 @@ from kit.nb.iot_plots import (
     plot_loop,
     plot_outages,
     plot_uplink,
+    shadow_table,
     uplink_table,
 )
 from kit.nb.iot_site import site_program
@@ -127,22 +129,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Mosquitto:
+    """A Mosquitto on 127.0.0.1 that a test can kill and start again on the same port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        self.address = f"127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        argv = ["/usr/sbin/mosquitto", "-c", str(self.conf)]
+        self.proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
 @pytest.fixture
-def broker(tmp_path):
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(5)
+def mosquitto(tmp_path):
+    broker = Mosquitto(tmp_path)
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture
+def broker(mosquitto):
+    return mosquitto.address
 
 
 @pytest.fixture
@@ -221,6 +243,31 @@ def test_the_spool_program_delivers_every_reading_through_refused_posts(tmp_path
 
 
 @pytest.mark.loopback
+def test_the_spool_program_subscribes_again_after_the_core_broker_restarts(
+    tmp_path, mosquitto, ingest
+):
+    url, got = ingest
+    source = cell_source("09-spool", "Spool")
+    proc, report = start(tmp_path, source, "spool", mosquitto.address, url)
+    ready = json.loads(report.read_text())["ready"]
+    mosquitto.kill()  # a crash: its sessions and queues are gone
+    mosquitto.start()
+    deadline = time.monotonic() + 15
+    while json.loads(report.read_text())["ready"] <= ready and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client = publisher(mosquitto.address)
+    for seq in range(10):
+        client.publish("factory/a/telemetry", json.dumps({"sensor": "a", "seq": seq}), qos=1)
+    deadline = time.monotonic() + 15
+    while len(got) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.terminate()
+    proc.wait(10)
+    client.loop_stop()
+    assert sorted(got) == [("a", seq) for seq in range(10)]
+
+
+@pytest.mark.loopback
 def test_the_local_program_forwards_what_the_class_returns_and_flushes(tmp_path, broker):
     proc, report = start(
         tmp_path, cell_source("09-local", "Local"), "local", broker, "", window=5, limit=6.0
@@ -296,4 +343,67 @@ def test_claims_print_this_runs_numbers_and_what_was_not_measured():
     assert "150 → 12.0 B per reading (12× less)" in text
     assert "bridge: 30 lost, 0 duplicated of 100; your spool: 0 lost, 1 duplicated" in text
     claims = iot_claims(LOOP, None, {"bridge": runs["bridge"]})
-    assert sum("not measured" in c.measured for c in claims) == 2
+    assert sum("not measured" in c.measured for c in claims) == 3  # uplink, spool, shadow
+    shadow = {"reconciled_s": 0.4, "answers": {"app": 200, "app 2": 409}}
+    text = what_you_measured(iot_claims(LOOP, None, runs, shadow)).to_string()
+    assert "reported = desired 0.4 s after the restore; the stale update answered 409" in text
+    crashes = {"bridge": run("bridge", 60, 0), "spool": run("spool", 2, 0)}
+    text = what_you_measured(iot_claims(LOOP, None, runs, None, crashes)).to_string()
+    assert "bridge: 60 lost of 100; your spool: 2 lost of 100" in text
+
+
+@pytest.mark.unit
+def test_the_shadow_table_puts_the_cut_the_updates_and_the_device_in_order():
+    t0 = 100.0
+    run = {
+        "cut": t0,
+        "restored": t0 + 3,
+        "history": [
+            {"t": t0 + 1, "client": "app", "request": {"version": 1}, "status": 200, "version": 2},
+            {"t": t0 + 4, "client": "device", "request": {}, "status": 200, "version": 3},
+        ],
+        "device": [
+            {"t": t0 + 0.2, "event": "offline"},
+            {"t": t0 + 3.5, "event": "applied", "delta": {"rpm": 9}, "version": 2},
+        ],
+    }
+    table = shadow_table(run)
+    assert list(table["where"]) == [
+        "uplink",
+        "iot-core: device",
+        "cloud: app",
+        "uplink",
+        "iot-core: device",
+        "cloud: device",
+    ]
+    assert list(table.index) == [0.0, 0.2, 1.0, 3.0, 3.5, 4.0]
+    assert shadow_table(None) is None
+
+
+@pytest.mark.loopback
+def test_the_shadow_service_applies_its_rule_and_refuses_nothing_itself(tmp_path):
+    rule = tmp_path / "rule.py"
+    rule.write_text(solution("09-shadow"))
+    sock = tmp_path / "shadow.sock"
+    argv = [sys.executable, "-m", "kit.services.shadow", "--rule", str(rule), "--port", "0"]
+    proc = subprocess.Popen([*argv, "--unix", str(sock)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        target, path = f"unix:{sock}", "/things/m1/shadow"
+        time.sleep(0.3)
+        assert control_request(target, "GET", path)[0] == 404
+        status, doc = control_request(target, "POST", path, {"state": {"desired": {"rpm": 9}}})
+        assert status == 200 and doc["version"] == 1 and doc["state"]["delta"] == {"rpm": 9}
+        stale = {"state": {"desired": {"rpm": 5}}, "version": 0}
+        assert control_request(target, "POST", path + "?client=app2", stale)[0] == 409
+        assert control_request(target, "GET", path)[1] == doc
+        history = control_request(target, "GET", "/_kit/shadow/history")[1]
+        assert [(h["client"], h["status"], h["version"]) for h in history] == [
+            ("?", 200, 1),
+            ("app2", 409, 1),
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(10)

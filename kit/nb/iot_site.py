@@ -9,17 +9,18 @@ program's source (the learner's definitions, then a call of `main` here), and `m
 is the loop around the class, in one of two modes:
 
 - **local** (the local function): subscribes to everything under `factory/` on the
-  core broker, hands each message to `on_message(topic, payload)` and publishes
+  core broker, hands each message to `on_message(topic, payload)` (in paho's thread) and publishes
   what it returns (JSON objects) to `cloud/factory/out` on the core broker, which the
   factory's bridge forwards when it is started with `Bridge(out=("cloud/#",))`. On
   SIGTERM it publishes what `flush()` returns and exits. The class gets a `log`
   function: each call is printed as one JSON line (`service.log()` shows them).
 - **spool** (store and forward): subscribes to `factory/+/telemetry` at QoS 1 with
   a persistent session, calls `put(reading)` for each reading before the broker is
-  acknowledged (paho sends the PUBACK when `on_message` returns), and between
-  messages asks `next_batch(limit)` and POSTs the batch to the cloud ingest
-  (`INGEST_URL/readings`); only a 200 leads to `sent(batch)`. A failed POST is
-  tried again after a pause. Everything runs in one thread, so the class may keep
+  acknowledged (paho's manual acknowledgement: the PUBACK waits for `client.ack`),
+  and between messages asks `next_batch(limit)` and POSTs the batch to the cloud
+  ingest (`INGEST_URL/readings`); only a 200 leads to `sent(batch)`. A failed POST
+  is tried again after a pause. paho's own thread only reads and hands messages
+  over; every call of the class is made in the main thread, so the class may keep
   one SQLite connection.
 
 Each mode writes a report (JSON, atomically) next to the spool file when it ends,
@@ -31,8 +32,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sys
+import threading
 import time
 import traceback
 import urllib.request
@@ -95,6 +98,7 @@ class _Report:
             "failed_posts": 0,
         }
         self.written = 0.0
+        self.lock = threading.Lock()
 
     def add(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
@@ -102,32 +106,52 @@ class _Report:
     def write(self, force: bool = False) -> None:
         if not force and time.monotonic() - self.written < REPORT_EVERY:
             return
-        path = report_path()
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.counts))
-        os.replace(tmp, path)
-        self.written = time.monotonic()
+        with self.lock:  # paho's thread writes one too (on a SUBACK)
+            path = report_path()
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.counts))
+            os.replace(tmp, path)
+            self.written = time.monotonic()
 
 
 def _subscribe(client: Any, topic: str, report: _Report) -> None:
-    """Subscribe and wait for the broker's SUBACK: readings before it would go nowhere."""
+    """Subscribe and wait for the broker's SUBACK: readings before it would go nowhere.
+    After a reconnect (the core broker restarted) the subscription is made again, and
+    each SUBACK adds one to the report's `ready`."""
+    from kit.services.sensor import no_nagle
+
     done: list[bool] = []
-    client.on_subscribe = lambda *_: done.append(True)
+
+    def on_subscribe(*_: Any) -> None:
+        done.append(True)
+        report.add("ready")
+        report.write(force=True)
+
+    def on_connect(c: Any, *_: Any) -> None:
+        no_nagle(c)
+        c.subscribe(topic, qos=1)
+
+    client.on_subscribe = on_subscribe
+    client.on_connect = on_connect
     client.subscribe(topic, qos=1)
     deadline = time.monotonic() + 10
     while not done and time.monotonic() < deadline:
         client.loop(timeout=0.05)
-    report.add("ready")
-    report.write(force=True)
 
 
-def _client(client_id: str, clean: bool) -> Any:
+def _client(client_id: str, clean: bool, manual_ack: bool = False) -> Any:
     import paho.mqtt.client as mqtt
 
     from kit.services.sensor import no_nagle
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean,
+        manual_ack=manual_ack,  # then a QoS 1 message's PUBACK waits for client.ack()
+    )
     client.on_connect = lambda c, *_: no_nagle(c)
+    client.reconnect_delay_set(0.2, 2)  # a restarted core broker: back within 2 s
     host, _, port = os.environ["CORE_BROKER"].rpartition(":")
     client.connect(host, int(port), keepalive=30)
     return client
@@ -169,39 +193,47 @@ def _local(cls: type, options: dict, report: _Report, stop: list[bool]) -> None:
         report.add("messages")
         publish(function.on_message(message.topic, message.payload))
 
-    client.on_message = on_message
+    client.on_message = on_message  # runs in paho's thread, which also reconnects
     _subscribe(client, "factory/#", report)
+    client.loop_start()
     while not stop:
-        client.loop(timeout=0.05)
+        time.sleep(0.05)
         report.write()
     publish(function.flush())
     deadline = time.monotonic() + 3  # let the last publications go out
     while client.want_write() and time.monotonic() < deadline:
-        client.loop(timeout=0.05)
-    for _ in range(10):
-        client.loop(timeout=0.05)
+        time.sleep(0.05)
+    time.sleep(0.5)
+    client.loop_stop()
     client.disconnect()
 
 
 def _spool(cls: type, options: dict, report: _Report, stop: list[bool]) -> None:
-    spool = cls(os.environ["SPOOL"])
-    client = _client("site-spool", clean=False)  # the broker keeps our queue while we are away
+    spool = cls(os.environ["SPOOL"])  # used in this thread only: one SQLite connection
+    # The broker keeps our queue while we are away (a persistent session); each reading's
+    # PUBACK waits until put() has returned (manual acknowledgement).
+    client = _client("site-spool", clean=False, manual_ack=True)
     limit = int(options.get("batch", 50))
     url = os.environ["INGEST_URL"] + "/readings"
-
-    def on_message(_c: Any, _u: Any, message: Any) -> None:
-        report.add("messages")
-        try:
-            reading = json.loads(message.payload)
-        except ValueError:
-            return
-        spool.put(reading)  # the PUBACK goes when this returns
-
-    client.on_message = on_message
+    inbox: queue.Queue = queue.Queue()  # messages from paho's thread, in order
+    client.on_message = lambda _c, _u, message: inbox.put(message)
     _subscribe(client, "factory/+/telemetry", report)
+    client.loop_start()
     retry_at = 0.0
     while not stop:
-        client.loop(timeout=0.02)
+        for _ in range(500):  # take what arrived (a bounded helping), then send
+            try:
+                message = inbox.get(timeout=0.02)
+            except queue.Empty:
+                break
+            report.add("messages")
+            try:
+                reading = json.loads(message.payload)
+            except ValueError:
+                reading = None
+            if isinstance(reading, dict):
+                spool.put(reading)
+            client.ack(message.mid, message.qos)  # now the broker may forget it
         report.write()
         if time.monotonic() < retry_at:
             continue
@@ -222,4 +254,5 @@ def _spool(cls: type, options: dict, report: _Report, stop: list[bool]) -> None:
         else:
             report.add("failed_posts")
             retry_at = time.monotonic() + 0.3
+    client.loop_stop()
     client.disconnect()
