@@ -259,6 +259,11 @@ class OfflineApp:
         path = f"/docs/{name}/sync"
         return self.fetch(device, path, "POST", body=state, headers=kind, direct=True)
 
+    def server_state(self, device: str, name: str) -> Fetched:
+        """Ask the server for its state vector of document `name` (Yjs's sync step 1 from
+        its side): the body is what `Doc.get_update(state)` takes."""
+        return self.fetch(device, f"/docs/{name}/state", direct=True)
+
     # -- programs on a device -------------------------------------------------------------
 
     def start_program(self, device: str, source: str, name: str = "program") -> Service:

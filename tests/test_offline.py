@@ -311,10 +311,12 @@ def test_concurrent_offline_edits_merge(fresh):
     devices[B].get("text", type=Text).insert(12, " (Vienna)")
     for device, doc in devices.items():  # reconnect: send what the server lacks, get the rest
         app.online(device)
-        server_state = app.pull_missing(device, "merge", Doc().get_state())  # whole document
+        whole = app.pull_missing(device, "merge", Doc().get_state())  # the whole document
         known = Doc()
-        known.apply_update(server_state.body)
-        assert app.push_update(device, "merge", doc.get_update(known.get_state())).status == 200
+        known.apply_update(whole.body)
+        state = app.server_state(device, "merge")  # sync step 1 from the server's side
+        assert state.status == 200 and state.body == known.get_state()
+        assert app.push_update(device, "merge", doc.get_update(state.body)).status == 200
     for doc in devices.values():
         doc.apply_update(app.pull_missing(A, "merge", doc.get_state()).body)
     texts = {str(doc.get("text", type=Text)) for doc in devices.values()}

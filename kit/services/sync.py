@@ -20,6 +20,8 @@ Data plane (port 7300 on a world)
     POST   /docs/NAME/sync body: a Yjs state vector (`Doc.get_state()`); answers the update
                            the sender is missing (binary): Yjs's sync step 2
     GET    /docs/NAME      the whole document as one update (binary)
+    GET    /docs/NAME/state the document's state vector (binary; an empty document's if
+                           there is none): Yjs's sync step 1, from the server's side
     GET    /app/           the app's page; /app/NAME its assets (app.js, style.css, logo.svg,
                            notes.json): deterministic bodies that change with the `version`
 
@@ -379,6 +381,13 @@ class Sync:
         self.metrics.count("doc_bytes_out", len(missing))
         return web.Response(body=missing, content_type="application/octet-stream")
 
+    async def doc_state(self, request: web.Request) -> web.Response:
+        """Sync step 1 from the server: its state vector, so a device sends only what is new."""
+        doc = self.docs.get(self.doc_name(request)) or Doc()
+        state = doc.get_state()
+        self.metrics.count("doc_bytes_out", len(state))
+        return web.Response(body=state, content_type="application/octet-stream")
+
     async def doc_get(self, request: web.Request) -> web.Response:
         doc = self.docs.get(self.doc_name(request))
         if doc is None:
@@ -465,6 +474,7 @@ def main(argv: list[str] | None = None) -> None:
     data.add_post("/docs/{name}", answers_errors(sync.doc_update))
     data.add_post("/docs/{name}/sync", answers_errors(sync.doc_sync))
     data.add_get("/docs/{name}", answers_errors(sync.doc_get))
+    data.add_get("/docs/{name}/state", answers_errors(sync.doc_state))
     data.add_get("/app/{name:[^/]*}", sync.app_file)
     control = planes.control.router
     control.add_route("*", protocol.CONFIG, sync.config_route)
