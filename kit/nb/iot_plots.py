@@ -213,6 +213,8 @@ def over_outages(
             "reordered": sum(r["reordered"] for r in table.values()),
             "drain_s": round(max(drains, default=0.0), 2),
             "per_sensor": table,
+            # still in a sensor's own MQTT client at its end: never acknowledged by the broker
+            "unacked": sum(r["published"] - (r["acked"] or 0) for r in reports.values()),
             "cuts": list(zip(cuts, restores, strict=False)),
             "started": started,
             "arrivals": arrivals,
@@ -258,6 +260,7 @@ def outage_table(runs: dict[str, dict | None]) -> pd.DataFrame:
         rows[name] = {
             k: run[k] for k in ("how", "published", "lost", "duplicates", "reordered", "drain_s")
         }
+        rows[name]["of them never left a sensor"] = run.get("unacked", 0)
     return pd.DataFrame(rows).T
 
 

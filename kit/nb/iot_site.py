@@ -151,7 +151,7 @@ def _client(client_id: str, clean: bool, manual_ack: bool = False) -> Any:
         manual_ack=manual_ack,  # then a QoS 1 message's PUBACK waits for client.ack()
     )
     client.on_connect = lambda c, *_: no_nagle(c)
-    client.reconnect_delay_set(0.2, 2)  # a restarted core broker: back within 2 s
+    client.reconnect_delay_set(0.1, 0.3)  # back before the sensors (their paho waits 1 s+)
     host, _, port = os.environ["CORE_BROKER"].rpartition(":")
     client.connect(host, int(port), keepalive=30)
     return client

@@ -162,9 +162,14 @@ class Sensor:
             self.bad["malformed"] += 1
         self.sent_at[seq] = time.perf_counter()  # before: the answer may beat publish()
         info = self.client.publish(self.topic, payload, qos=self.args.qos)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:  # QoS 0 while disconnected: dropped at once
+        # While disconnected paho drops a QoS 0 message at once, but keeps a QoS 1 one and
+        # sends it when it has connected again (rc NO_CONN): that one is still on its way.
+        kept = self.args.qos and info.rc == mqtt.MQTT_ERR_NO_CONN
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and not kept:
             self.not_sent += 1
         elif self.args.qos:
+            if kept:
+                info.rc = mqtt.MQTT_ERR_SUCCESS  # queued, not failed: is_published() then waits
             self.infos.append(info)
         self.published += 1
         if self.args.flood and seq % 100 == 99 and info.rc == mqtt.MQTT_ERR_SUCCESS:
