@@ -278,8 +278,8 @@ def shadow_outage(world: Any, source: str | None, thing: str = "press-7") -> dic
         if wait_reconciled(shadow, thing, {"setpoint_c": 60}) is None:
             raise RuntimeError("the device never reported its first state")
         read = shadow.get(thing)["version"]  # both apps read the document now
+        cut = time.time()  # asked for now; it takes effect while the call runs
         site.cut_uplink()
-        cut = time.time()
         time.sleep(1)
         first = shadow.update(thing, {"state": {"desired": {"setpoint_c": 72}}, "version": read})
         stale = shadow.update(
