@@ -184,5 +184,16 @@ def test_plots_tables_and_claims_from_measurements_and_from_nothing():
 
 def test_hints_have_three_levels_for_each_exercise():
     hints = load_hints()
-    for name in ("10-outbox", "10-note"):
+    for name in ("10-routes", "10-outbox", "10-note"):
         assert len(hints[name]["levels"]) == 3
+
+
+def test_a_route_failure_names_the_strategy_that_does_not_fall_back():
+    from kit.nb.offline_checks import _why
+
+    shell = {"match": "/app/", "strategy": "CacheFirst"}
+    assert "no route matches /notes" in _why("offline", "/notes", [shell])
+    no_timeout = [shell, {"match": "/notes", "strategy": "NetworkFirst"}]
+    assert "without network_timeout_s" in _why("lie-fi", "/notes", no_timeout)
+    only = [{"match": "/app/", "strategy": "NetworkOnly"}]
+    assert "NetworkOnly on /app/ never falls back" in _why("offline", "/app/", only)

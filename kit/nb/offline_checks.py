@@ -1,5 +1,12 @@
 """Chapter 10's checks: a background-sync outbox with idempotent replay, a CRDT note.
 
+Warm-up 10-routes: `ROUTES`, a list of the proxy's routes (`{"match", "strategy",
+"network_timeout_s"}`) for the app: its shell (`/app/...`) and its API (`GET /notes`).
+`RouteProbe` sets them on a device, visits once online (a precache), and asks: online, is
+the notes list the server's latest (a note written a moment ago is in it)? With the link
+cut, does the page load whole and does `/notes` answer 200? In lie-fi, do both answer
+within `LIE_FI_LIMIT_S`? The app's version and the notes are made up on each run.
+
 Exercise 10-outbox: `Outbox(path)` is a queue of mutations kept in the SQLite file
 `path` on the device, with
 
@@ -55,9 +62,10 @@ from kit.nb.checks import CheckFailed
 from kit.net import faults
 from kit.offline import OfflineApp
 
-__all__ = ["DocServer", "NoteProbe", "OutboxProbe", "yours"]
+__all__ = ["DocServer", "NoteProbe", "OutboxProbe", "RouteProbe", "yours"]
 
-HINT_OUTBOX, HINT_NOTE = "10-outbox", "10-note"
+HINT_ROUTES, HINT_OUTBOX, HINT_NOTE = "10-routes", "10-outbox", "10-note"
+LIE_FI_LIMIT_S = 3.0  # a user in lie-fi waits this long for the page or the notes
 
 
 def _hint(exercise: str, level: int, why: str) -> str:
@@ -66,6 +74,112 @@ def _hint(exercise: str, level: int, why: str) -> str:
 
 def fresh_seed() -> int:
     return random.SystemRandom().randrange(1, 2**31)
+
+
+# -- 10-routes ---------------------------------------------------------------------------
+
+
+class RouteProbe:
+    """Sets a learner's routes on a device's proxy and tries the app online, offline, lie-fi."""
+
+    def __init__(self, app: OfflineApp, device: str) -> None:
+        self.app, self.device = app, device
+
+    def check(self, routes: Any) -> dict[str, Any]:
+        app, device = self.app, self.device
+        if not isinstance(routes, list) or not routes:
+            raise CheckFailed(
+                "ROUTES",
+                'a list of routes, e.g. [{"match": "/somewhere/", "strategy": "NetworkOnly"}]',
+                repr(routes)[:200],
+                _hint(HINT_ROUTES, 1, "one route for the app's shell, one for its API"),
+            )
+        rng = random.Random(fresh_seed())
+        app.online(device)
+        app.forget()
+        app.server_config({"version": f"v{rng.randrange(10**6)}", "rules": []})
+        app.clear_cache(device)
+        try:
+            app.set_routes(device, routes)
+        except Exception as error:
+            raise CheckFailed(
+                "ROUTES, given to the proxy", "routes the proxy takes", str(error)[-300:]
+            ) from None
+        first = f"note {rng.randrange(10**6)}"
+        app.fetch(device, "/notes", "POST", json_body={"text": first}, direct=True)
+        page = app.page(device)  # the first visit, online: what a service worker precaches
+        app.fetch(device, "/notes")
+        app.settle(device)
+        if not page.ok:
+            raise CheckFailed("the page online", "5 parts, status 200", _parts(page), "")
+        later = f"note {rng.randrange(10**6)}"
+        app.fetch(device, "/notes", "POST", json_body={"text": later}, direct=True)
+        fresh = app.fetch(device, "/notes")
+        texts = _texts(fresh)
+        app.settle(device)
+        if later not in texts:
+            raise CheckFailed(
+                "GET /notes online, after a note was written",
+                f"the server's latest list, with {later!r}",
+                f"{texts} (x-sw-from: {fresh.source}, strategy {fresh.strategy}): stale notes "
+                "while the network was there",
+                _hint(HINT_ROUTES, 2, "the API's data must come from the network when it can"),
+            )
+        result: dict[str, Any] = {}
+        for network in ("offline", "lie-fi"):
+            app.offline(device) if network == "offline" else app.lie_fi(device)
+            try:
+                page = app.page(device, timeout=LIE_FI_LIMIT_S)
+                notes = app.fetch(device, "/notes", timeout=LIE_FI_LIMIT_S)
+            finally:
+                app.online(device)
+            app.settle(device, timeout=60)
+            result[network] = (page, notes)
+            slow = "" if network == "offline" else f" within {LIE_FI_LIMIT_S:.0f} s"
+            if not page.ok:
+                raise CheckFailed(
+                    f"the page {network} (after one visit online)",
+                    f"all 5 parts{slow}, status 200",
+                    _parts(page),
+                    _hint(HINT_ROUTES, 2, _why(network, "/app/", routes)),
+                )
+            if notes.status != 200 or later not in _texts(notes):
+                got = notes.error or f"status {notes.status} from {notes.source or 'nowhere'}"
+                raise CheckFailed(
+                    f"GET /notes {network} (after it was read online)",
+                    f"the last list read, status 200{slow}",
+                    got,
+                    _hint(HINT_ROUTES, 2, _why(network, "/notes", routes)),
+                )
+        return result
+
+
+def _why(network: str, path: str, routes: list[Any]) -> str:
+    route = next(
+        (r for r in routes if isinstance(r, dict) and path.startswith(str(r.get("match")))), None
+    )
+    if route is None:
+        return f"no route matches {path}: it goes to the network, and there is none"
+    strategy, timeout = route.get("strategy"), route.get("network_timeout_s")
+    if strategy in ("NetworkOnly", "CacheOnly"):
+        return f"{strategy} on {path} never falls back"
+    if network == "lie-fi" and strategy == "NetworkFirst" and not timeout:
+        return (
+            f"NetworkFirst on {path} without network_timeout_s waits for a network that "
+            "never answers"
+        )
+    return f"what does {strategy} on {path} do when the network is {network}?"
+
+
+def _parts(page: Any) -> str:
+    return ", ".join(f"{p.path} {p.status or p.error}" for p in page.parts)
+
+
+def _texts(answer: Any) -> list[str]:
+    try:
+        return [n["text"] for n in answer.json()["notes"]]
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
 # -- 10-outbox ---------------------------------------------------------------------------
