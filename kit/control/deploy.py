@@ -133,13 +133,16 @@ def deploy(
     config: dict[str, Any] | None = None,
     matcher: str | list[str] | None = None,
     timeout_s: float | None = None,
-    http_timeout_s: float = 30.0,
+    http_timeout_s: float = 60.0,
 ) -> list[Deployed]:
     """Load `code` on every PoP in `pops`, then switch all of them to it.
 
     config: becomes `env.config` in the handler.
     matcher: path patterns the handler runs for (else `config["matcher"]` in the source).
     timeout_s: per-request time limit (default: the PoP's `--handler-timeout`).
+    http_timeout_s: how long to wait for each PoP's answer: longer than the 40 s a PoP
+    gives a new worker to start (`kit.services.workers.START_LIMIT_S`), so a slow start
+    on a busy machine ends in the PoP's own answer, not in a timeout here.
     Returns one `Deployed` per PoP with its cold start in ms; raises DeployError.
     """
     source = handler_source(code)

@@ -435,8 +435,14 @@ class ActorProbe(SequentialProbe):
             "one instance, no lost updates",
             "; ".join(found),
             hint="a read and a write of a value kept anywhere but in one object's storage "
-            "lose updates, and an id that differs between PoPs makes several objects; "
-            "hint level 2",
+            "lose updates, and an id that differs between PoPs makes several objects"
+            + (
+                "; in one object's storage, POSTs told the same count mean a write not "
+                "done (awaited) before the answer went out"
+                if repeated
+                else ""
+            )
+            + "; hint level 2",
         )
         expect(
             len(set(told)) == len(told) and all(isinstance(n, int) and n <= final for n in told),

@@ -440,6 +440,13 @@ class TickerProbe:
     def made_up_config(self) -> dict[str, Any]:
         return {"count": self.rng.randint(3, 5), "every_s": round(self.rng.uniform(0.2, 0.3), 2)}
 
+    @staticmethod
+    def timing(page: Any, count: int) -> tuple[float, float]:
+        """When the first tick arrived, and the time from the first to the last (ms)."""
+        first, last = page.when("<p>tick 1</p>"), page.when(f"<p>tick {count}</p>")
+        assert first is not None and last is not None
+        return first, last - first
+
     def check(self, config: dict[str, Any]) -> None:
         count, every_ms = config["count"], 1000 * config["every_s"]
         path = f"/ticker/{word(self.rng)}"
@@ -455,9 +462,13 @@ class TickerProbe:
             "env.config['count'], one line each)",
             hint=hint,
         )
-        first, last = page.when("<p>tick 1</p>"), page.when(f"<p>tick {count}</p>")
-        assert first is not None and last is not None
-        spread = last - first
+        first, spread = self.timing(page, count)
+        if not (spread >= (count - 1) * every_ms * 0.8 and first < every_ms / 2):
+            # A busy machine can hold back one tick; a handler that is wrong is wrong twice.
+            again = {**ask, "url": f"{self.edge.anycast_url}/ticker/{word(self.rng)}"}
+            page = fetch_timeline(self.world, "user-vienna", [again])[0]
+            if page.status == 200 and page.body == want:
+                first, spread = self.timing(page, count)
         expect(
             spread >= (count - 1) * every_ms * 0.8,
             f"time from the first tick to the last, {count} ticks every {every_ms:.0f} ms",
