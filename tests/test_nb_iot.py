@@ -381,18 +381,38 @@ def test_the_shadow_table_puts_the_cut_the_updates_and_the_device_in_order():
 
 
 @pytest.mark.loopback
-def test_the_shadow_service_applies_its_rule_and_refuses_nothing_itself(tmp_path):
+def shadow_service(tmp_path, rule_source: str) -> tuple[subprocess.Popen, str]:
+    """The shadow service on a Unix socket in tmp_path, with the given rule."""
     rule = tmp_path / "rule.py"
-    rule.write_text(solution("09-shadow"))
+    rule.write_text(rule_source)
     sock = tmp_path / "shadow.sock"
     argv = [sys.executable, "-m", "kit.services.shadow", "--rule", str(rule), "--port", "0"]
     proc = subprocess.Popen([*argv, "--unix", str(sock)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return proc, f"unix:{sock}"
+
+
+EXITS = "import sys\n\n\ndef update_shadow(doc, request):\n    sys.exit(3)\n"
+
+
+def test_a_rule_that_exits_is_a_500_and_the_service_lives_on(tmp_path):
+    proc, target = shadow_service(tmp_path, EXITS)
     try:
-        deadline = time.monotonic() + 15
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        target, path = f"unix:{sock}", "/things/m1/shadow"
-        time.sleep(0.3)
+        status, body = control_request(target, "POST", "/things/m1/shadow", {"state": {}})
+        assert status == 500 and "SystemExit" in json.dumps(body)
+        assert proc.poll() is None and control_request(target, "GET", "/things/m1/shadow")[0] == 404
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_shadow_service_applies_its_rule_and_refuses_nothing_itself(tmp_path):
+    proc, target = shadow_service(tmp_path, solution("09-shadow"))
+    try:
+        path = "/things/m1/shadow"
         assert control_request(target, "GET", path)[0] == 404
         status, doc = control_request(target, "POST", path, {"state": {"desired": {"rpm": 9}}})
         assert status == 200 and doc["version"] == 1 and doc["state"]["delta"] == {"rpm": 9}

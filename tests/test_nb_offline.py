@@ -29,6 +29,7 @@ from kit.nb.offline_checks import (
     make_ops,
 )
 from kit.nb.offline_plots import (
+    edits_lost,
     merge_table,
     offline_claims,
     outbox_summary,
@@ -180,6 +181,18 @@ def test_plots_tables_and_claims_from_measurements_and_from_nothing():
     assert "100 queued operations in 1.5 s" in text
     bare = what_you_measured(offline_claims(PAGES, None, {}, None, {}))
     assert len(bare) == 2
+
+
+def test_edits_lost_are_counted_from_the_merged_text_for_both_merges():
+    run = note_run()
+    assert edits_lost(run, run.newcomer) == {"lost inserts": 0, "undone deletes": 0, "lost": 0}
+    # a word missing and the deleted "e" back: what last write wins does
+    assert edits_lost(run, "<a0tea>milk tea rice")["lost"] == 2
+    crdt_lost_a_word = note_run(newcomer="milk ta rice<b0oats>")
+    lww = {"edits": 3, "lost inserts": 1, "undone deletes": 1, "lost": 2, "winner": "b"}
+    assert merge_table(crdt_lost_a_word, lww).iloc[1]["inserts lost"] == 1
+    claims = what_you_measured(offline_claims(PAGES, None, {}, crdt_lost_a_word, lww))
+    assert "CRDT lost 1" in claims.to_string()
 
 
 def test_hints_have_three_levels_for_each_exercise():

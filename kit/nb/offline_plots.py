@@ -167,24 +167,31 @@ def lww_run(app: OfflineApp, run: NoteRun | None) -> dict[str, Any]:
         app.fetch(device, f"/notes/{note}", "PUT", json_body=body, direct=True)
         time.sleep(0.01)  # a later write, a later time: the last one wins
     final = app.fetch(order[0], f"/notes/{note}", direct=True).json()["text"]
-    lost_inserts = sum(m not in final for m in run.markers)
-    rest = final
+    return {"edits": run.edits, **edits_lost(run, final), "winner": order[-1]}
+
+
+def edits_lost(run: NoteRun, merged: str) -> dict[str, int]:
+    """What a merged text lost of the run's offline edits: inserted words missing, and
+    deleted letters back again. `edits_lost(run, run.newcomer)` counts the CRDT's merge
+    (the text a new device gets from the server)."""
+    lost_inserts = sum(m not in merged for m in run.markers)
+    rest = merged
     for marker in run.markers:
         rest = rest.replace(marker, "")
     undone = max(0, len(rest) - (len(run.base) - run.deleted))
-    return {"edits": run.edits, "lost inserts": lost_inserts, "undone deletes": undone,
-            "lost": lost_inserts + undone, "winner": order[-1]}  # fmt: skip
+    return {"lost inserts": lost_inserts, "undone deletes": undone, "lost": lost_inserts + undone}
 
 
 def merge_table(run: NoteRun | None, lww: Mapping[str, Any]) -> pd.DataFrame:
     """Edits made offline and edits lost, by last write wins and by the learner's note."""
     if run is None or not lww:
         return pd.DataFrame()
+    crdt = edits_lost(run, run.newcomer)
     return pd.DataFrame(
         {
             "edits made offline": [run.edits, run.edits],
-            "inserts lost": [lww["lost inserts"], 0],
-            "deletes undone": [lww["undone deletes"], 0],
+            "inserts lost": [lww["lost inserts"], crdt["lost inserts"]],
+            "deletes undone": [lww["undone deletes"], crdt["undone deletes"]],
         },
         index=[f"last write wins ({lww['winner']} wrote last)", "your CRDT note"],
     )
@@ -198,7 +205,8 @@ def plot_merge(run: NoteRun | None, lww: Mapping[str, Any]) -> Figure:
             ax.text(0.5, 0.5, "the exercise is not written yet", ha="center", va="center")
             ax.set_axis_off()
         return fig
-    bars = lost.bar(["last write wins", "your CRDT note"], [lww["lost"], 0], color=["C3", "C2"])
+    crdt = edits_lost(run, run.newcomer)["lost"]
+    bars = lost.bar(["last write wins", "your CRDT note"], [lww["lost"], crdt], color=["C3", "C2"])
     lost.bar_label(bars, fontsize=9)
     lost.axhline(run.edits, color="grey", ls="--", lw=1)
     lost.annotate(f"{run.edits} edits made offline", (0.5, run.edits), ha="center",
@@ -286,7 +294,8 @@ def offline_claims(
             Claim(
                 "a CRDT merges concurrent offline edits without losing any",
                 "no edit lost",
-                f"{note.edits} edits on {len(note.texts)} devices: CRDT lost 0, last write "
+                f"{note.edits} edits on {len(note.texts)} devices: CRDT lost "
+                f"{edits_lost(note, note.newcomer)['lost']}, last write "
                 f"wins lost {lww['lost']}; a reconnect sent {min(sent)}–{max(sent)} B "
                 f"against a {note.whole_bytes} B document",
                 "a small note: on a long document the update stays the size of the edits and "

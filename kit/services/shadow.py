@@ -8,10 +8,12 @@ A document is ``{"state": {"desired": {...}, "reported": {...}, "delta": {...}},
 ``update_shadow(doc, request) -> (status, body)`` read from the file ``--rule``
 names (chapter 09's learner writes one). The service keeps the documents, calls
 the rule under a lock (one update of a thing at a time), stores what it returns
-on a 200, and answers with the rule's status and body. A rule that raises is a
-500 that says so, never a changed document. A thing nobody has updated reads as
-404, as AWS IoT answers for a shadow that does not exist, and is updated from
-the empty document (version 0).
+on a 200, and answers with the rule's status and body. A rule that raises (or
+calls ``sys.exit``) is a 500 that says so, never a changed document. The rule runs
+in the service's own process, unlike a PoP's handlers: a rule that never returns
+stalls the service (the chapter runs it in the kernel's checks first). A thing
+nobody has updated reads as 404, as AWS IoT answers for a shadow that does not
+exist, and is updated from the empty document (version 0).
 
 Routes, on the data plane (devices, over the uplink) and on the control plane
 (the notebook, playing the app in the cloud) alike:
@@ -67,7 +69,7 @@ class Shadows:
             doc = copy.deepcopy(self.docs.get(thing, EMPTY))
             try:
                 status, body = self.rule(doc, copy.deepcopy(update))
-            except Exception as error:  # noqa: BLE001 (the rule is a learner's code)
+            except (Exception, SystemExit) as error:  # noqa: BLE001 (a learner's code)
                 self.log("rule_failed", "warning", error=repr(error)[:300])
                 return json_error(500, f"the update rule raised {error!r}"[:300])
             if status == 200:
