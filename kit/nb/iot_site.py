@@ -116,8 +116,9 @@ class _Report:
 
 def _subscribe(client: Any, topic: str, report: _Report) -> None:
     """Subscribe and wait for the broker's SUBACK: readings before it would go nowhere.
-    After a reconnect (the core broker restarted) the subscription is made again, and
-    each SUBACK adds one to the report's `ready`."""
+    The subscription is made on each CONNACK, so once per connection: after a reconnect
+    (the core broker restarted) it is made again, and each SUBACK adds one to the
+    report's `ready` (a test waits for it to pass 1 to know the program is back)."""
     from kit.services.sensor import no_nagle
 
     done: list[bool] = []
@@ -132,8 +133,7 @@ def _subscribe(client: Any, topic: str, report: _Report) -> None:
         c.subscribe(topic, qos=1)
 
     client.on_subscribe = on_subscribe
-    client.on_connect = on_connect
-    client.subscribe(topic, qos=1)
+    client.on_connect = on_connect  # the CONNACK of `_client`'s connect() comes next
     deadline = time.monotonic() + 10
     while not done and time.monotonic() < deadline:
         client.loop(timeout=0.05)
