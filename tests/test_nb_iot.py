@@ -381,7 +381,6 @@ def test_the_shadow_table_puts_the_cut_the_updates_and_the_device_in_order():
     assert shadow_table(None) is None
 
 
-@pytest.mark.loopback
 def shadow_service(tmp_path, rule_source: str) -> tuple[subprocess.Popen, str]:
     """The shadow service on a Unix socket in tmp_path, with the given rule."""
     rule = tmp_path / "rule.py"
@@ -396,18 +395,54 @@ def shadow_service(tmp_path, rule_source: str) -> tuple[subprocess.Popen, str]:
     return proc, f"unix:{sock}"
 
 
-EXITS = "import sys\n\n\ndef update_shadow(doc, request):\n    sys.exit(3)\n"
+# A rule, the status it earns, and what the answer must name.
+BROKEN_RULES = {
+    "exits": (
+        "import sys\n\n\ndef update_shadow(doc, request):\n    sys.exit(3)\n",
+        500,
+        "SystemExit",
+    ),
+    "loops": ("def update_shadow(doc, request):\n    while True:\n        pass\n", 504, "line 2"),
+    "blocks": (
+        "import time\n\n\ndef update_shadow(doc, request):\n    time.sleep(60)\n",
+        504,
+        "line 5: time.sleep(60)",
+    ),
+}
 
 
-def test_a_rule_that_exits_is_a_500_and_the_service_lives_on(tmp_path):
-    proc, target = shadow_service(tmp_path, EXITS)
+@pytest.mark.loopback
+@pytest.mark.parametrize("kind", BROKEN_RULES)
+def test_a_broken_rule_changes_nothing_and_the_service_lives_on(tmp_path, kind):
+    source, want, said = BROKEN_RULES[kind]
+    proc, target = shadow_service(tmp_path, source)
     try:
-        status, body = control_request(target, "POST", "/things/m1/shadow", {"state": {}})
-        assert status == 500 and "SystemExit" in json.dumps(body)
-        assert proc.poll() is None and control_request(target, "GET", "/things/m1/shadow")[0] == 404
+        path = "/things/m1/shadow"
+        for _ in range(2):  # the second one goes to a new worker after a loop
+            status, body = control_request(target, "POST", path, {"state": {}})
+            assert status == want, body
+            assert said in body["error"]
+        assert proc.poll() is None and control_request(target, "GET", path)[0] == 404
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.loopback
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("def update_shadow(doc, request):\n    return (200,\n", "line 2"),
+        ("def update(doc, request):\n    return 200, doc\n", "update_shadow"),
+    ],
+)
+def test_a_rule_that_does_not_load_stops_the_service_and_says_why(tmp_path, source, said):
+    rule = tmp_path / "rule.py"
+    rule.write_text(source)
+    argv = [sys.executable, "-m", "kit.services.shadow", "--rule", str(rule), "--port", "0"]
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert said in run.stdout + run.stderr
 
 
 def test_the_shadow_service_applies_its_rule_and_refuses_nothing_itself(tmp_path):

@@ -8,12 +8,18 @@ A document is ``{"state": {"desired": {...}, "reported": {...}, "delta": {...}},
 ``update_shadow(doc, request) -> (status, body)`` read from the file ``--rule``
 names (chapter 09's learner writes one). The service keeps the documents, calls
 the rule under a lock (one update of a thing at a time), stores what it returns
-on a 200, and answers with the rule's status and body. A rule that raises (or
-calls ``sys.exit``) is a 500 that says so, never a changed document. The rule runs
-in the service's own process, unlike a PoP's handlers: a rule that never returns
-stalls the service (the chapter runs it in the kernel's checks first). A thing
-nobody has updated reads as 404, as AWS IoT answers for a shadow that does not
-exist, and is updated from the empty document (version 0).
+on a 200, and answers with the rule's status and body. A thing nobody has updated
+reads as 404, as AWS IoT answers for a shadow that does not exist, and is updated
+from the empty document (version 0).
+
+The rule is a learner's code, so it never runs in the service's process: it runs
+in a handler worker, the process a PoP gives each deployed handler
+(`kit/services/workers.py`), wrapped in a small `fetch` that takes the document
+and the request as JSON and answers with the rule's result. A rule that raises or
+calls ``sys.exit`` is a 500 that says so; one that loops or blocks past
+``RULE_LIMIT_S`` is a 504 naming its line, and its worker is replaced. Either way
+no document changes and the service goes on. A rule that does not load (a syntax
+error, no ``update_shadow``) stops the service at start, with the line, in its log.
 
 Routes, on the data plane (devices, over the uplink) and on the control plane
 (the notebook, playing the app in the cloud) alike:
@@ -29,23 +35,71 @@ version after it.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import time
 from typing import Any
 
 from aiohttp import web
 
+from kit.runtime.http import Request
+from kit.runtime.loader import LoadError
 from kit.services.common import Log, Metrics, Served, json_error, make_apps, parser, serve
+from kit.services.workers import HandlerFailed, Worker
 
 HISTORY = "/_kit/shadow/history"
 EMPTY = {"state": {"desired": {}, "reported": {}}, "version": 0}
+RULE_LIMIT_S = 2.0  # an update rule is a few dict operations; far more is a loop
+RULE_MEMORY_MB = 128
+
+# Appended to the rule's source: the handler a worker runs. The first line fails at
+# load (with a line number) when the file defines no update_shadow.
+CALL_RULE = """
+
+_rule = update_shadow
+
+
+async def fetch(request, env, ctx):
+    call = await request.json()
+    status, body = _rule(call["doc"], call["update"])
+    return Response.json({"status": status, "body": body})
+"""
+
+
+class Rule:
+    """The learner's `update_shadow`, run in a handler worker (see the module docstring)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source + CALL_RULE
+        self.worker: Worker | None = None
+
+    async def load(self) -> None:
+        """A new worker with the rule loaded (LoadError if it does not load)."""
+        worker = await Worker(RULE_MEMORY_MB).start()
+        await worker.load(self.source, {}, None, "shadow", "", self.no_bindings)
+        self.worker = worker
+
+    async def __call__(self, doc: dict, update: dict) -> tuple[Any, Any]:
+        """The rule's (status, body) for this document and request, or HandlerFailed."""
+        if self.worker is None or not self.worker.alive:  # killed by a rule that looped
+            await self.load()
+        assert self.worker is not None
+        call = json.dumps({"doc": doc, "update": update})
+        request = Request("/rule", "POST", {"content-type": "application/json"}, call)
+        answer = await (await self.worker.handle(request, RULE_LIMIT_S)).json()
+        return answer["status"], answer["body"]
+
+    async def no_bindings(self, op: str, *_: Any) -> Any:
+        raise LookupError(f"an update rule has no bindings (it called {op})")
+
+    def stop(self) -> None:
+        if self.worker is not None and self.worker.alive:
+            self.worker.kill("the shadow service stopped")
 
 
 class Shadows:
     """The documents, the rule and the history (see the module docstring)."""
 
-    def __init__(self, rule: Any, log: Log) -> None:
+    def __init__(self, rule: Rule, log: Log) -> None:
         self.rule, self.log = rule, log
         self.docs: dict[str, dict] = {}
         self.history: list[dict] = []
@@ -66,14 +120,19 @@ class Shadows:
         if not isinstance(update, dict):
             return json_error(400, "an update is a JSON object")
         async with self.lock:
-            doc = copy.deepcopy(self.docs.get(thing, EMPTY))
             try:
-                status, body = self.rule(doc, copy.deepcopy(update))
-            except (Exception, SystemExit) as error:  # noqa: BLE001 (a learner's code)
-                self.log("rule_failed", "warning", error=repr(error)[:300])
-                return json_error(500, f"the update rule raised {error!r}"[:300])
+                status, body = await self.rule(self.docs.get(thing, EMPTY), update)
+            except HandlerFailed as failed:  # raised, exited, looped: nothing changes
+                self.log("rule_failed", "warning", status=failed.status, reason=failed.reason)
+                return json_error(failed.status, f"the update rule failed: {failed.reason}")
+            if not isinstance(status, int) or not 100 <= status <= 599:
+                return json_error(500, f"the update rule returned status {status!r}"[:300])
+            if status == 200 and not (
+                isinstance(body, dict) and isinstance(body.get("version"), int)
+            ):
+                return json_error(500, "the update rule answered 200 without a versioned document")
             if status == 200:
-                self.docs[thing] = copy.deepcopy(body)
+                self.docs[thing] = body
             self.history.append(
                 {
                     "t": time.time(),
@@ -90,15 +149,6 @@ class Shadows:
         return web.json_response(self.history)
 
 
-def load_rule(path: str) -> Any:
-    """`update_shadow` from the Python file at `path`."""
-    with open(path) as file:
-        source = file.read()
-    namespace: dict[str, Any] = {}
-    exec(compile(source, path, "exec"), namespace)
-    return namespace["update_shadow"]
-
-
 def main(argv: list[str] | None = None) -> None:
     cli = parser("shadow", "Device shadows: desired, reported, delta and version, per thing.")
     cli.add_argument(
@@ -109,7 +159,22 @@ def main(argv: list[str] | None = None) -> None:
     log = Log("shadow")
     metrics = Metrics("shadow")
     planes = make_apps("shadow", served, metrics, log)
-    shadows = Shadows(load_rule(args.rule), log)
+    with open(args.rule) as file:
+        rule = Rule(file.read())
+    shadows = Shadows(rule, log)
+
+    async def load(_app: web.Application) -> None:
+        try:
+            await rule.load()
+        except LoadError as error:
+            log("rule_not_loaded", "error", reason=str(error))
+            raise SystemExit(f"the update rule did not load: {error}") from None
+
+    async def stop(_app: web.Application) -> None:
+        rule.stop()
+
+    planes.data.on_startup.append(load)
+    planes.data.on_cleanup.append(stop)
     for app in (planes.data, planes.control):
         app.router.add_get("/things/{thing}/shadow", shadows.get)
         app.router.add_post("/things/{thing}/shadow", shadows.post)
