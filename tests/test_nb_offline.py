@@ -9,10 +9,12 @@ solutions in `tests/wrong/10-offline-sync/`.
 
 from __future__ import annotations
 
+import io
 import random
 from collections import Counter
 
 import matplotlib
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
@@ -33,6 +35,7 @@ from kit.nb.offline_plots import (
     merge_table,
     offline_claims,
     outbox_summary,
+    plot_browser_run,
     plot_merge,
     plot_pages,
 )
@@ -181,6 +184,19 @@ def test_plots_tables_and_claims_from_measurements_and_from_nothing():
     assert "100 queued operations in 1.5 s" in text
     bare = what_you_measured(offline_claims(PAGES, None, {}, None, {}))
     assert len(bare) == 2
+
+
+def test_the_browser_run_is_drawn_from_its_screenshots_and_claimed_from_its_counts():
+    png = io.BytesIO()
+    plt.imsave(png, [[0.0, 1.0], [1.0, 0.0]], format="png")
+    ms = {"first visit, online": 900.0, "reload, online": 40.0, "reload, link cut": 30.0}
+    run = {"device": "user-tokyo", "ms": ms, "states": ["queued"] * 3, "on server while cut": 0}
+    run |= {"offline png": png.getvalue(), "online png": png.getvalue(), "sync s": 2.4}
+    run |= {"applied": {"a": 1, "b": 1, "c": 2}, "replayed by": "sync-event"}
+    fig = plot_browser_run(run)
+    assert len(fig.axes) == 2 and "sync-event" in fig.axes[1].get_title()
+    text = what_you_measured(offline_claims(PAGES, None, {}, None, {}, run)).to_string()
+    assert "3 notes written offline, 2 applied once, 2.4 s after" in text
 
 
 def test_edits_lost_are_counted_from_the_merged_text_for_both_merges():

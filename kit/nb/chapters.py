@@ -31,7 +31,7 @@ NEEDS = {
     "07": "the replicated database (SQLite, three hosts)",
     "08": "the KV store and actors",
     "09": "Mosquitto (Debian's) on the factory hosts",
-    "10": "pycrdt; the devices' proxies run on user hosts",
+    "10": "pycrdt; the devices' proxies run on user hosts; Chromium for the real PWA (section 6)",
 }
 
 

@@ -11,6 +11,11 @@
   text each device PUTs on reconnect (the server keeps the last): the edits it lost.
   `plot_merge` puts that next to the CRDT note's count, and the bytes each reconnect
   sent against the whole document.
+- `browser_run(world, app, device)`: the kit's PWA (`kit.pwa`: a Service Worker built
+  with Workbox) in headless Chromium on a device's host: a first visit, a reload with
+  the link cut, notes written offline, and the link back; the times the page measured,
+  the notes on screen and on the server, and two screenshots. `plot_browser_run`
+  shows the screenshots with the times.
 - `offline_claims(...)`: the chapter's "What you measured" rows from this run.
 
 Every function takes what a run measured; with an exercise unwritten (None) the plot
@@ -228,12 +233,89 @@ def plot_merge(run: NoteRun | None, lww: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def browser_run(world: Any, app: OfflineApp, device: str, notes: int = 3) -> dict[str, Any]:
+    """The PWA in Chromium on `device` (see the module docstring); the PWA's notes API is
+    `app`'s sync service, so what the server applied is counted there."""
+    from kit.pwa import serve_pwa, start_browser
+
+    app.forget()  # a clean server: the page lists only the notes written here
+    pwa = serve_pwa(world, sync=app)
+    browser = start_browser(world, device, pwa.url)
+    try:
+        run: dict[str, Any] = {"device": device, "ms": {}}
+        run["ms"]["first visit, online"] = browser.open(pwa.url)
+        browser.wait_controlled()  # the Service Worker installed and precached the shell
+        browser.add_note("written online")
+        browser.wait_settled()
+        run["ms"]["reload, online"] = browser.reload()
+        browser.wait_settled()
+        browser.offline()  # the device's link cut in the world: Chromium sees it
+        try:
+            run["ms"]["reload, link cut"] = browser.reload(timeout=10)
+            texts = [f"offline note {i + 1}" for i in range(notes)]
+            run["states"] = [browser.add_note(text) for text in texts]
+            run["on server while cut"] = sum(t in texts for w in pwa.applied().values() for t in w)
+            run["offline png"] = browser.do(lambda page: page.screenshot())
+        finally:
+            browser.online()
+        back = time.monotonic()
+        deadline = back + 30
+        while time.monotonic() < deadline:
+            written = [t for w in pwa.applied().values() for t in w]
+            if all(t in written for t in texts):
+                break
+            time.sleep(0.1)
+        run["sync s"] = time.monotonic() - back
+        run["applied"] = {t: written.count(t) for t in texts}
+        synced = [e.get("how") for e in browser.events() if e.get("type") == "synced"]
+        run["replayed by"] = synced[-1] if synced else "nothing yet"
+        deadline = time.monotonic() + 10  # the page hears from the Service Worker
+        while any(n["state"] != "synced" for n in browser.shown()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run["online png"] = browser.do(lambda page: page.screenshot())
+        return run
+    finally:
+        browser.stop()
+        pwa.stop()
+
+
+def plot_browser_run(run: Mapping[str, Any]) -> Figure:
+    """The page with the link cut and after it came back, with the times it measured."""
+    import io
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    applied = run["applied"]
+    captions = [
+        f"link cut: reload {run['ms']['reload, link cut']:.0f} ms, notes {', '.join(run['states'])}"
+        f"\n(on the server: {run['on server while cut']})",
+        f"link back: on the server {run['sync s']:.1f} s later (replayed by {run['replayed by']})"
+        f"\neach applied {'/'.join(str(n) for n in applied.values())} time(s)",
+    ]
+    for ax, key, caption in zip(axes, ("offline png", "online png"), captions, strict=True):
+        ax.imshow(_trimmed(plt.imread(io.BytesIO(run[key]), format="png")))
+        ax.set_title(caption, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"The PWA in Chromium on {run['device']} (Workbox's Service Worker)")
+    fig.tight_layout()
+    return fig
+
+
+def _trimmed(image: Any, margin: int = 12) -> Any:
+    """The screenshot cut to what the page drew (its white around it removed)."""
+    drawn = (image[:, :, :3] < 0.97).any(axis=2).nonzero()
+    if not len(drawn[0]):
+        return image
+    top, left = max(drawn[0].min() - margin, 0), max(drawn[1].min() - margin, 0)
+    return image[top : drawn[0].max() + margin, left : drawn[1].max() + margin]
+
+
 def offline_claims(
     pages: pd.DataFrame,
     outbox: OutboxRun | None,
     replay: Mapping[str, Any],
     note: NoteRun | None,
     lww: Mapping[str, Any],
+    browser: Mapping[str, Any] | None = None,
 ) -> list[Claim]:
     """The chapter's claims next to this run's numbers."""
 
@@ -286,6 +368,19 @@ def offline_claims(
                 f"{replay['request body bytes at the server']} bytes of request bodies",
                 "one request after another, as Workbox's queue replays; a batch endpoint would "
                 "need one round trip",
+            )
+        )
+    if browser:
+        once = sum(n == 1 for n in browser["applied"].values())
+        claims.append(
+            Claim(
+                "a real PWA (Workbox in Chromium) works offline and syncs its writes",
+                "usable offline; queued writes replayed",
+                f"reload with the link cut: {browser['ms']['reload, link cut']:.0f} ms "
+                f"(online: {browser['ms']['reload, online']:.0f} ms); "
+                f"{len(browser['applied'])} notes written offline, {once} applied once, "
+                f"{browser['sync s']:.1f} s after the link came back",
+                "one device and three notes; Background Sync exists in Chrome and Edge only",
             )
         )
     if note is not None and lww:
