@@ -402,7 +402,8 @@ BROKEN_RULES = {
         500,
         "SystemExit",
     ),
-    "loops": ("def update_shadow(doc, request):\n    while True:\n        pass\n", 504, "line 2"),
+    # stopped at the loop's test (line 2) or its body (line 3)
+    "loops": ("def update_shadow(doc, request):\n    while True:\n        pass\n", 504, "py line "),
     "blocks": (
         "import time\n\n\ndef update_shadow(doc, request):\n    time.sleep(60)\n",
         504,
