@@ -38,32 +38,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kit.net import World, registry  # noqa: E402
-from kit.pwa import pss_mb, serve_pwa, start_browser  # noqa: E402
+from kit.pwa import descendants, pss_mb, serve_pwa, start_browser  # noqa: E402
 
 NOTES = 5
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of a process (Playwright's driver is one of ours)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        kids = children_of(todo.pop())
-        out += kids
-        todo += kids
-    return out
 
 
 def wait_applied(app, texts: list[str], limit: float = 90) -> float:

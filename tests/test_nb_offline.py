@@ -192,11 +192,11 @@ def test_the_browser_run_is_drawn_from_its_screenshots_and_claimed_from_its_coun
     ms = {"first visit, online": 900.0, "reload, online": 40.0, "reload, link cut": 30.0}
     run = {"device": "user-tokyo", "ms": ms, "states": ["queued"] * 3, "on server while cut": 0}
     run |= {"offline png": png.getvalue(), "online png": png.getvalue(), "sync s": 2.4}
-    run |= {"applied": {"a": 1, "b": 1, "c": 2}, "replayed by": "sync-event"}
+    run |= {"applied": {"a": 1, "b": 1, "c": 2}, "replayed by": "sync-event", "memory MB": 900}
     fig = plot_browser_run(run)
     assert len(fig.axes) == 2 and "sync-event" in fig.axes[1].get_title()
     text = what_you_measured(offline_claims(PAGES, None, {}, None, {}, run)).to_string()
-    assert "3 notes written offline, 2 applied once, 2.4 s after" in text
+    assert "3 notes written offline, 2 applied once, 2.4 s after" in text and "900 MB" in text
 
 
 def test_edits_lost_are_counted_from_the_merged_text_for_both_merges():

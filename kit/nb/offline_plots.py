@@ -14,8 +14,9 @@
 - `browser_run(world, app, device)`: the kit's PWA (`kit.pwa`: a Service Worker built
   with Workbox) in headless Chromium on a device's host: a first visit, a reload with
   the link cut, notes written offline, and the link back; the times the page measured,
-  the notes on screen and on the server, and two screenshots. `plot_browser_run`
-  shows the screenshots with the times.
+  the notes on screen and on the server, two screenshots, and the memory the world,
+  Chromium and the kernel take together. `plot_browser_run` shows the screenshots with
+  the times.
 - `offline_claims(...)`: the chapter's "What you measured" rows from this run.
 
 Every function takes what a run measured; with an exercise unwritten (None) the plot
@@ -24,6 +25,7 @@ says so instead of failing.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Mapping
@@ -236,7 +238,8 @@ def plot_merge(run: NoteRun | None, lww: Mapping[str, Any]) -> Figure:
 def browser_run(world: Any, app: OfflineApp, device: str, notes: int = 3) -> dict[str, Any]:
     """The PWA in Chromium on `device` (see the module docstring); the PWA's notes API is
     `app`'s sync service, so what the server applied is counted there."""
-    from kit.pwa import serve_pwa, start_browser
+    from kit.net import registry
+    from kit.pwa import descendants, pss_mb, serve_pwa, start_browser
 
     app.forget()  # a clean server: the page lists only the notes written here
     pwa = serve_pwa(world, sync=app)
@@ -273,6 +276,11 @@ def browser_run(world: Any, app: OfflineApp, device: str, notes: int = 3) -> dic
         while any(n["state"] != "synced" for n in browser.shown()) and time.monotonic() < deadline:
             time.sleep(0.1)
         run["online png"] = browser.do(lambda page: page.screenshot())
+        # What a 2 GB VM must hold: the world with its services, Chromium, this kernel
+        # and Playwright's driver (shared pages split between processes: PSS).
+        kernel = os.getpid()
+        pids = {kernel, *descendants(kernel), *registry.world_processes(world.record)}
+        run["memory MB"] = pss_mb(sorted(pids | set(browser.processes())))
         return run
     finally:
         browser.stop()
@@ -295,7 +303,10 @@ def plot_browser_run(run: Mapping[str, Any]) -> Figure:
         ax.imshow(_trimmed(plt.imread(io.BytesIO(run[key]), format="png")))
         ax.set_title(caption, fontsize=9)
         ax.axis("off")
-    fig.suptitle(f"The PWA in Chromium on {run['device']} (Workbox's Service Worker)")
+    fig.suptitle(
+        f"The PWA in Chromium on {run['device']} (Workbox's Service Worker); world, "
+        f"services, Chromium and this kernel: {run['memory MB']:.0f} MB"
+    )
     fig.tight_layout()
     return fig
 
@@ -380,7 +391,8 @@ def offline_claims(
                 f"(online: {browser['ms']['reload, online']:.0f} ms); "
                 f"{len(browser['applied'])} notes written offline, {once} applied once, "
                 f"{browser['sync s']:.1f} s after the link came back",
-                "one device and three notes; Background Sync exists in Chrome and Edge only",
+                f"one device and three notes; Background Sync exists in Chrome and Edge only; "
+                f"world, services, Chromium and kernel took {browser['memory MB']:.0f} MB",
             )
         )
     if note is not None and lww:

@@ -406,6 +406,24 @@ def start_browser(world: World, host: str, *secure: str) -> Browser:
     return Browser(world, host, list(secure))
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
 def pss_mb(pids: list[int]) -> float:
     """The proportional set size of these processes together, in MB (shared pages split)."""
     total = 0
