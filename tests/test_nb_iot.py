@@ -275,19 +275,25 @@ def test_the_local_program_forwards_what_the_class_returns_and_flushes(tmp_path,
     )
     client = publisher(broker)
     out: list[dict] = []
+    subscribed = threading.Event()
     client.on_message = lambda _c, _u, m: out.append(json.loads(m.payload))
+    client.on_subscribe = lambda *_: subscribed.set()
     client.subscribe("cloud/factory/out", qos=1)
-    time.sleep(0.3)
+    assert subscribed.wait(15), "no SUBACK for the test's own subscription"
     for seq in range(12):
         vib = 9.0 if seq == 7 else 2.0
         reading = {"sensor": "m1", "seq": seq, "temp_c": 60.0, "vib_mm_s": vib}
         client.publish("factory/m1/telemetry", json.dumps(reading), qos=1)
     client.publish("factory/m1/telemetry", b"not json", qos=1)
     client.publish("factory/m1/debug", json.dumps(reading), qos=1)
-    time.sleep(1)
+    deadline = time.monotonic() + 15  # the program has taken all 14 (its report says so)
+    while json.loads(report.read_text())["messages"] < 14 and time.monotonic() < deadline:
+        time.sleep(0.05)
     proc.terminate()  # flush: the partial window 10..11
     proc.wait(10)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 15  # the flushed summary is the last to arrive
+    while not any(o.get("first") == 10 for o in out) and time.monotonic() < deadline:
+        time.sleep(0.05)
     client.loop_stop()
     summaries = sorted((o["first"], o["last"], o["count"]) for o in out if "first" in o)
     assert summaries == [(0, 4, 5), (5, 9, 5), (10, 11, 2)]
