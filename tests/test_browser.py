@@ -37,6 +37,14 @@ LOST_WIDGET = [
 ]
 
 
+# nbgrader's commands in a learner's Lab: True where the command must exist
+NBGRADER_COMMANDS = {
+    "open-assignment-list": True,
+    "open-formgrader": False,
+    "open-course-list": False,
+}
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
@@ -93,7 +101,11 @@ def test_jupyterlab_opens_on_the_start_page_rendered(tmp_path):
             shown = page.locator(".jp-RenderedMarkdown", has_text="The chapters")
             text = shown.inner_text()
             links = shown.locator("a").evaluate_all("links => links.map(a => a.textContent)")
+            has = "id => window.jupyterapp.commands.hasCommand(id)"
+            commands = {c: page.evaluate(f"({has})('nbgrader:{c}')") for c in NBGRADER_COMMANDS}
             browser.close()
     assert "The chapters" in text and "This machine" in text and "When you are stuck" in text
+    # a learner's Lab has nbgrader's Assignments tab and none of the instructor's tools
+    assert commands == NBGRADER_COMMANDS, commands
     for lab in chapters(ROOT / "labs")[:3]:
         assert any(lab.name[3:-6].split("-")[0] in link.lower() for link in links), links

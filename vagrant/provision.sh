@@ -76,3 +76,8 @@ fi
 SETTINGS="$VENV/share/jupyter/lab/settings"
 mkdir -p "$SETTINGS"
 cmp -s "$ROOT/vagrant/overrides.json" "$SETTINGS/overrides.json" || cp "$ROOT/vagrant/overrides.json" "$SETTINGS/overrides.json"
+# nbgrader's instructor tools (formgrader, course list, create assignment) are not shown
+# in a learner's Lab; the Assignments tab stays, and the nbgrader commands work as before.
+LABCONFIG="$VENV/etc/jupyter/labconfig"
+mkdir -p "$LABCONFIG"
+cmp -s "$ROOT/vagrant/page_config.json" "$LABCONFIG/page_config.json" || cp "$ROOT/vagrant/page_config.json" "$LABCONFIG/page_config.json"
