@@ -196,7 +196,8 @@ def test_the_browser_run_is_drawn_from_its_screenshots_and_claimed_from_its_coun
     fig = plot_browser_run(run)
     assert len(fig.axes) == 2 and "sync-event" in fig.axes[1].get_title()
     text = what_you_measured(offline_claims(PAGES, None, {}, None, {}, run)).to_string()
-    assert "3 notes written offline, 2 applied once, 2.4 s after" in text and "900 MB" in text
+    assert "3 notes written offline, 3 queued, 0 on the server while cut, 2 applied once" in text
+    assert "2.4 s after" in text and "900 MB" in text
 
 
 def test_edits_lost_are_counted_from_the_merged_text_for_both_merges():

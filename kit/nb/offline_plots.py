@@ -383,14 +383,16 @@ def offline_claims(
         )
     if browser:
         once = sum(n == 1 for n in browser["applied"].values())
+        queued = browser["states"].count("queued")
         claims.append(
             Claim(
                 "a real PWA (Workbox in Chromium) works offline and syncs its writes",
                 "usable offline; queued writes replayed",
                 f"reload with the link cut: {browser['ms']['reload, link cut']:.0f} ms "
                 f"(online: {browser['ms']['reload, online']:.0f} ms); "
-                f"{len(browser['applied'])} notes written offline, {once} applied once, "
-                f"{browser['sync s']:.1f} s after the link came back",
+                f"{len(browser['applied'])} notes written offline, {queued} queued, "
+                f"{browser['on server while cut']} on the server while cut, {once} applied "
+                f"once, {browser['sync s']:.1f} s after the link came back",
                 f"one device and three notes; Background Sync exists in Chrome and Edge only; "
                 f"world, services, Chromium and kernel took {browser['memory MB']:.0f} MB",
             )

@@ -81,7 +81,10 @@ class Rule:
     async def __call__(self, doc: dict, update: dict) -> tuple[Any, Any]:
         """The rule's (status, body) for this document and request, or HandlerFailed."""
         if self.worker is None or not self.worker.alive:  # killed by a rule that looped
-            await self.load()
+            try:
+                await self.load()
+            except (LoadError, RuntimeError) as error:  # no worker: this update fails alone
+                raise HandlerFailed(503, f"the rule's new worker did not start: {error}") from None
         assert self.worker is not None
         call = json.dumps({"doc": doc, "update": update})
         request = Request("/rule", "POST", {"content-type": "application/json"}, call)
