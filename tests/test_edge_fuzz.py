@@ -70,6 +70,11 @@ def raw(method: str, path: str, headers: list[tuple[str, str | bytes]], body: by
     return b"".join(lines) + b"Connection: close\r\n\r\n" + body
 
 
+NOT_UTF8 = (
+    b"Bearer \xff\xfe.\x8b\xfd\xad8\xfaw]h\xac8sm\x9f\xcc\xde\x98\x94l\x92\x8d*\xeeO0?\xed.\xb6yb.x"
+)
+
+
 @pytest.fixture(scope="module")
 def gateway_edge():
     edge = LoopbackEdge()
@@ -161,6 +166,8 @@ def test_the_gateway_answers_every_bad_request_with_a_4xx_and_the_origin_sees_no
         "Basic credentials": raw("GET", item, [("Authorization", "Basic dXNlcjpwdw==")]),
         "Bearer alone": raw("GET", item, [("Authorization", "Bearer")]),
         "two tokens": raw("GET", item, [("Authorization", f"Bearer {good} {good}")]),
+        # seed 3553213763's odd bytes, which reached the handler as lone surrogates (a 500)
+        "token: bytes that are not UTF-8": raw("POST", item, [("Authorization", NOT_UTF8)]),
     }
     for name, token in forged_tokens(idp, rng).items():
         value = b"Bearer " + (token if isinstance(token, bytes) else token.encode())

@@ -305,7 +305,14 @@ class Pop:
     async def incoming(self, web_request: web.Request, url: URL) -> Request:
         body = await web_request.read() if web_request.body_exists else b""
         ip = web_request.remote
-        return Request(url, web_request.method, web_request.headers, body, self.geo.lookup(ip), ip)
+        # aiohttp keeps a header's bytes that are not UTF-8 as lone surrogates, which
+        # no code can encode again (a handler's `token.encode()` would raise): a handler
+        # sees U+FFFD in their place, as a browser shows them.
+        headers = CIMultiDict(
+            (name, value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+            for name, value in web_request.headers.items()
+        )
+        return Request(url, web_request.method, headers, body, self.geo.lookup(ip), ip)
 
     def in_background(self, work: Coroutine[Any, Any, Any], limit_s: float) -> None:
         async def run() -> None:
