@@ -20,8 +20,8 @@ lab: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -n 4 -m "not book" --durations=25
-	$(PY) -m pytest -m book
+	$(PY) -m pytest -n 4 -m "not book and not timing" --durations=25
+	$(PY) -m pytest -m "book or timing"
 
 # The pure unit tests: seconds, no root (after a first `sudo make setup`).
 quick:

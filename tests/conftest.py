@@ -32,10 +32,18 @@ workspace. ``SideBySide`` below hands out the tests in units:
 (pytest-xdist's own ``--dist loadgroup`` would do this with marks, but 3.8 names
 a group by rewriting ``item._nodeid``, which pytest 9 no longer reads.)
 
-The book (``test_the_book_has_every_chapter_with_its_plots``, marked ``book``) is
-built from the browser runs' results, so ``make test`` runs it on its own after
-them (``-m "not book"``, then ``-m book``). Without ``-n`` the suite runs in file
-order, the book last.
+Two kinds of test run after the side-by-side pass, on their own
+(``-m "not book and not timing"``, then ``-m "book or timing"``):
+
+- the book (``test_the_book_has_every_chapter_with_its_plots``, marked ``book``),
+  built from the browser runs' results;
+- tests marked ``timing``, which hold the emulated Internet's delays to within a
+  millisecond or a few percent (echo fidelity, a fresh connection's round trips,
+  ``kit verify``). A busy machine only adds time to a sample, and three chapter
+  runs beside them made it add enough to fail; they are measurements, so they run
+  as the benchmarks do, alone.
+
+Without ``-n`` the suite runs in file order, the book last.
 """
 
 import pytest
@@ -72,6 +80,7 @@ def pytest_configure(config):
     for marker in MARKERS:
         config.addinivalue_line("markers", f"{marker}: a test of the {marker} layer")
     config.addinivalue_line("markers", "book: built from this run's browser runs (after them)")
+    config.addinivalue_line("markers", "timing: holds delays to a millisecond (run alone, after)")
 
 
 def layer_of(item) -> str:

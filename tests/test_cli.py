@@ -40,6 +40,7 @@ def test_doctor_fails_when_forced_to_a_mechanism_the_kernel_lacks():
     assert "FAIL" in r.stdout and "no netem" in r.stdout
 
 
+@pytest.mark.timing
 def test_verify_prints_configured_vs_measured_and_passes():
     r = kit("verify", timeout=300)
     assert r.returncode == 0, r.stdout[-3000:]

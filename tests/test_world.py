@@ -10,6 +10,7 @@ from kit.net.faults import flapping, parse_schedule, play, random_schedule
 from kit.net.procs import ServiceError
 
 
+@pytest.mark.timing
 def test_rtt_fidelity_within_tolerance(world):
     """p50 error under 1 ms for each pair; p99 under 3 ms over all 800 echoes."""
     pairs = [
@@ -25,6 +26,7 @@ def test_rtt_fidelity_within_tolerance(world):
     assert abs(fidelity.pooled(measured, 0.99)) < 3.0
 
 
+@pytest.mark.timing
 def test_a_fresh_http_connection_costs_two_round_trips(world):
     world.start_service(
         "origin",
@@ -35,15 +37,20 @@ def test_a_fresh_http_connection_costs_two_round_trips(world):
     rtt = world.configured_rtt("user-tokyo", "origin")
     url = f"http://{world.ip('origin')}:8000/"
     # curl fetches the URL twice over one connection: the second costs one round trip.
-    out = world.run(
-        "user-tokyo",
-        f"curl -s -o /dev/null -o /dev/null "
-        f"-w '%{{time_connect}} %{{time_starttransfer}}\\n' {url} {url}",
-    )
-    (connect, fresh), (_, reused) = [map(float, line.split()) for line in out.splitlines()]
-    assert connect * 1000 == pytest.approx(rtt, rel=0.05)
-    assert fresh * 1000 == pytest.approx(2 * rtt, rel=0.05)
-    assert reused * 1000 == pytest.approx(rtt, rel=0.05)
+    # Three tries, each timing its fastest: a busy machine only ever adds time.
+    tries = []
+    for _ in range(3):
+        out = world.run(
+            "user-tokyo",
+            f"curl -s -o /dev/null -o /dev/null "
+            f"-w '%{{time_connect}} %{{time_starttransfer}}\\n' {url} {url}",
+        )
+        (connect, fresh), (_, reused) = [map(float, line.split()) for line in out.splitlines()]
+        tries.append((connect, fresh, reused))
+    connect, fresh, reused = (min(column) * 1000 for column in zip(*tries, strict=True))
+    assert connect == pytest.approx(rtt, rel=0.05)
+    assert fresh == pytest.approx(2 * rtt, rel=0.05)
+    assert reused == pytest.approx(rtt, rel=0.05)
 
 
 def test_anycast_reaches_the_nearest_pop_and_moves_when_it_fails(world):
