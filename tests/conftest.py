@@ -39,9 +39,10 @@ Two kinds of test run after the side-by-side pass, on their own
   built from the browser runs' results;
 - tests marked ``timing``, which hold the emulated Internet's delays to within a
   millisecond or a few percent (echo fidelity, a fresh connection's round trips,
-  ``kit verify``). A busy machine only adds time to a sample, and three chapter
-  runs beside them made it add enough to fail; they are measurements, so they run
-  as the benchmarks do, alone.
+  ``kit verify``), or whose evidence is a bound on elapsed time (includes that
+  overlap, requests that go out together). A busy machine only adds time to a
+  sample, and three chapter runs beside them made it add enough to fail one; they
+  are measurements, so they run as the benchmarks do, alone.
 
 Without ``-n`` the suite runs in file order, the book last.
 """

@@ -89,6 +89,7 @@ async def collect(body, fetch, limits=None, timeline=None):
     return b"".join(parts)
 
 
+@pytest.mark.timing
 @run
 async def test_includes_run_in_parallel_and_come_out_in_document_order():
     pages = {"/slow": b"S", "/fast": b"F", "/mid": b"M"}

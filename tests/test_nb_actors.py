@@ -157,6 +157,7 @@ async def _sleep(seconds: float) -> None:
 
 
 @pytest.mark.loopback
+@pytest.mark.timing
 def test_drive_sends_each_hosts_requests_concurrently_from_one_start(server):
     base, state = server
     asks = [("POST", f"{base}/count", 0)] * 8

@@ -82,6 +82,8 @@ def test_plots_draw():
     assert ch.plot_starts({"a": 0.5, "b": 200.0}).axes
 
 
+@pytest.mark.loopback
+@pytest.mark.timing
 def test_the_origins_workers_limit_how_many_requests_it_serves_at_once():
     """`workers` in the origin's config (chapter 01's saturating origin) queues the rest."""
     import time
