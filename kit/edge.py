@@ -278,6 +278,7 @@ def start_edge(
     if kv is not None:  # actors: every PoP knows its peers, the directory, a shared secret
         peers = {name: f"http://{world.ip(name)}:{port}" for name in names}
         setup = {"directory": kv.url, "peers": peers, "secret": secrets.token_urlsafe(32)}
+        kv.admit_peers(setup["secret"])  # the directory places actors for these PoPs only
         setup["folder"] = str(Path(world.record.scratch) / "actors")
         actors_file = Path(world.record.scratch) / "actors.json"
         actors_file.unlink(missing_ok=True)

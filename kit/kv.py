@@ -39,6 +39,10 @@ class KvStore:
     def metrics(self) -> dict[str, Any]:
         return call(self.target, "GET", protocol.METRICS)
 
+    def admit_peers(self, secret: str) -> None:
+        """Let the PoPs that send this secret place actors (kit.edge does it)."""
+        call(self.target, "POST", protocol.KV_PEERS, {"secret": secret})
+
     def forget(self) -> int:
         """Forget every key; how many there were."""
         return call(self.target, "DELETE", protocol.KV)["forgotten"]

@@ -16,6 +16,7 @@ import pytest
 
 from kit.control import deploy
 from kit.edge import start_edge
+from kit.kv import PORT as KV_PORT
 from kit.kv import start_kv
 from kit.nb.measure import http_request
 from kit.runtime.actors import Home, Storage
@@ -208,6 +209,21 @@ def test_a_request_posing_as_a_pop_is_refused(world, edge, secret):
     url = f"{edge.pop_url('pop-frankfurt')}/Counter/anything"
     answer = http_request(world, "user-berlin", url, method="POST", headers=headers)
     assert answer["status"] == 403
+
+
+@pytest.mark.parametrize("secret", [None, "guessed"])
+def test_only_pops_can_place_an_actor(world, edge, secret):
+    """A user claiming an actor first, for a PoP across the world, is refused; the
+    PoPs' own claim then places it at its first caller."""
+    name = fresh()
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers["x-edge-peer-secret"] = secret
+    claim = json.dumps({"actor": f"Counter/{name}", "pop": "pop-saopaulo"})
+    url = f"http://{world.ip('origin')}:{KV_PORT}/placement"
+    answer = http_request(world, "user-berlin", url, method="POST", headers=headers, body=claim)
+    assert answer["status"] == 403 and "PoPs only" in answer["body"]
+    assert ask(world, "user-berlin", edge, f"/Counter/{name}")["home"] == "pop-frankfurt"
 
 
 def test_a_missing_class_or_a_bad_location_gets_a_reason(world, edge):

@@ -22,3 +22,4 @@ IDENTITY_KEYS = "/_kit/identity/keys"  # identity. GET: the signing kid and the 
 QUOTA = "/_kit/quota"  # identity. DELETE: forget every quota counter
 DB_POSITION = "/_kit/db/position"  # db. GET: role, position (last txid applied), head, lag
 KV = "/_kit/kv"  # kv. DELETE: forget every key
+KV_PEERS = "/_kit/kv/peers"  # kv. POST {"secret"}: the PoPs' secret, which placements need

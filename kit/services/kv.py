@@ -38,14 +38,20 @@ because it is the one central place of the world's edge data:
 
 The first claim for an actor wins and is never changed: the answer is the PoP it
 lives at, whoever asks. At most `MAX_PLACEMENTS` actors are placed (507 past it).
+Only PoPs may ask: a claim must carry the edge's peer secret (`PEER_SECRET_HEADER`),
+which `kit.edge` hands the directory on the control socket when it starts PoPs
+with actors. Otherwise any world host could claim an actor first and place it
+at the far side of the world; without it, a claim gets 403.
 
-Control plane: `DELETE /_kit/kv` forgets every key (not the placements, whose
+Control plane: `POST /_kit/kv/peers {"secret"}` sets that secret (a new edge
+replaces it); `DELETE /_kit/kv` forgets every key (not the placements, whose
 actors' storage is still at their homes); metrics count reads, writes, stale
 writes dropped and actors placed.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -58,6 +64,7 @@ MAX_VALUE_BYTES = 1 << 20
 MAX_STORE_BYTES = 64 << 20
 LIST_LIMIT = 1000
 MAX_PLACEMENTS = 100_000
+PEER_SECRET_HEADER = "x-edge-peer-secret"  # only PoPs know it (kit/services/pop_actors.py)
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,7 @@ class KvService:
     def __init__(self, metrics: Metrics) -> None:
         self.store, self.metrics = Store(), metrics
         self.homes: dict[str, str] = {}  # actor "Class/id" -> the PoP it lives at
+        self.peer_secret: str | None = None  # set by kit.edge; until then nobody places
 
     async def get_route(self, request: web.Request) -> web.Response:
         self.metrics.count("reads")
@@ -157,6 +165,9 @@ class KvService:
 
     async def placement_route(self, request: web.Request) -> web.Response:
         """Where an actor lives: the first claim for it, kept for ever."""
+        given = request.headers.get(PEER_SECRET_HEADER, "").encode()
+        if self.peer_secret is None or not hmac.compare_digest(given, self.peer_secret.encode()):
+            return json_error(403, "actors are placed by PoPs only")
         try:
             claim = await request.json()
             actor, pop = claim["actor"], claim["pop"]
@@ -173,6 +184,13 @@ class KvService:
             home = self.homes[actor] = pop
             self.metrics.count("placed")
         return web.json_response({"home": home})
+
+    async def peers_route(self, request: web.Request) -> web.Response:
+        secret = (await request.json()).get("secret")
+        if not isinstance(secret, str) or len(secret) < 16:
+            return json_error(400, 'send {"secret": "..."} (16 characters or more)')
+        self.peer_secret = secret
+        return web.json_response({"ok": True})
 
     async def forget_route(self, request: web.Request) -> web.Response:
         forgotten = len(self.store.entries)
@@ -195,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     data.add_delete("/kv/{key:.+}", kv.delete_route)
     data.add_post("/placement", kv.placement_route)
     planes.control.router.add_delete(protocol.KV, kv.forget_route)
+    planes.control.router.add_post(protocol.KV_PEERS, kv.peers_route)
     serve(planes, served, log)
 
 

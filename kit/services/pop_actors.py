@@ -9,7 +9,8 @@ here as the binding call "actor", and `ActorRouter.call` answers it.
                                                └─ B ──> B over the network ──> B's worker
 
 Placement. The home of an actor is recorded once, in the directory beside the
-central KV store (`kit/services/kv.py`, `POST /placement`): the first claim
+central KV store (`kit/services/kv.py`, `POST /placement`, which takes claims
+only with the peer secret below): the first claim
 wins (the caller's own PoP, or the `location` it named) and every later
 question gets the same answer. A PoP keeps the answers it got: a home never
 changes, so asking once per actor is enough.
@@ -39,13 +40,13 @@ from yarl import URL
 from kit.runtime.actors import ActorError
 from kit.runtime.bindings import FetchError
 from kit.runtime.http import Request, Response
+from kit.services.kv import PEER_SECRET_HEADER as SECRET_HEADER
 from kit.services.workers import HandlerFailed
 
 if TYPE_CHECKING:
     from kit.services.pop import Pop
 
 ACTOR_HEADER = "x-edge-actor"  # "Class/percent-encoded-id" on a request between PoPs
-SECRET_HEADER = "x-edge-peer-secret"
 ACTOR_TIMEOUT_S = 5.0  # a home that has not answered by then is taken as cut off
 DIRECTORY_TIMEOUT_S = 5.0
 HOMES_KEPT = 100_000  # placements a PoP remembers (they never change)
@@ -91,7 +92,8 @@ class ActorRouter:
             raise ValueError(f"location={location!r} is not a PoP of this edge; PoPs: {known}")
         claim = json.dumps({"actor": key, "pop": location or self.pop.name})
         url = URL(self.directory + "/placement")
-        ask = Request(url, "POST", {"Content-Type": "application/json"}, claim)
+        headers = {"Content-Type": "application/json", SECRET_HEADER: self.secret}
+        ask = Request(url, "POST", headers, claim)
         try:
             answer = await self.pop.send_upstream(
                 "POST", url, ask, {}, cache=False, timeout_s=DIRECTORY_TIMEOUT_S
