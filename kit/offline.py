@@ -71,7 +71,7 @@ from urllib.parse import urlsplit
 job = json.load(sys.stdin)
 where = urlsplit(job["base"])
 KEEP = ("x-sw-from", "x-sw-strategy", "x-sw-error", "x-sw-cached-at", "x-idempotent-replay",
-        "content-type")
+        "retry-after", "content-type")
 def one(spec):
     body = base64.b64decode(spec["body"]) if spec.get("body") else None
     t0 = time.perf_counter()

@@ -242,10 +242,14 @@ def test_concurrent_retries_of_one_key_apply_it_once(fresh):
     spec = request_spec("/notes", "POST", {"id": "c1", "text": "once"}, headers=key(k))
     answers = app.requests(A, [spec] * 6, direct=True, parallel=True)
     assert sorted({a.status for a in answers}) in ([201, 409], [201])
+    assert all(a.headers.get("retry-after") == "1" for a in answers if a.status == 409)
     assert sum(a.status == 201 and "x-idempotent-replay" not in a.headers for a in answers) == 1
     later = app.fetch(A, "/notes", "POST", json_body={"id": "c1", "text": "once"}, headers=key(k),
                       direct=True)  # fmt: skip
     assert later.status == 201 and later.headers.get("x-idempotent-replay") == "true"
+    exists = app.fetch(A, "/notes", "POST", json_body={"id": "c1", "text": "again"},
+                       headers=key(f"c-{uuid.uuid4()}"), direct=True)  # fmt: skip
+    assert exists.status == 409 and "retry-after" not in exists.headers  # not worth a retry
     assert app.server_counts()["per_key"] == {k: 1}
     assert len(app.applied_log()) == 1
 

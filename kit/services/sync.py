@@ -40,8 +40,10 @@ Idempotency-Key HTTP Header Field" (draft-ietf-httpapi-idempotency-key-header):
 - A repeat with the same key and the same request (method, path, body) is answered
   the stored answer, with `x-idempotent-replay: true`, and applied nothing. That
   includes an answer that was an error (a 409 for an id that existed).
-- A repeat while the first is still being processed gets 409; a key reused for a
-  different request gets 422 (the draft's status codes). Neither stores anything.
+- A repeat while the first is still being processed gets 409 with `Retry-After: 1`
+  (the 409 for an id that exists has none: retrying that one changes nothing); a
+  key reused for a different request gets 422 (the draft's status codes). Neither
+  stores anything.
 - A request without a key is applied every time it arrives.
 - Keys are kept while the service's database lives (the draft lets a server expire
   them and asks it to publish how long; this one never does).
@@ -300,7 +302,9 @@ class Sync:
                 )
             if key in self.pending:
                 self.metrics.count("conflicts")
-                return json_error(409, f"a request with this {KEY_HEADER} is being processed")
+                busy = json_error(409, f"a request with this {KEY_HEADER} is being processed")
+                busy.headers["Retry-After"] = "1"  # try again; a 409 for an existing id has none
+                return busy
             self.pending.add(key)
         try:
             rule = self.rule_for(request.path)
