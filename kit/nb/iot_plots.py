@@ -112,7 +112,7 @@ def uplink_row(
     source: str | None = None,
     window: int = 20,
     limit: float = 6.0,
-    count: int = 200,
+    count: int = 120,
     rate: float = 20.0,
     seed: int = 9,
 ) -> dict[str, Any] | None:
