@@ -1,6 +1,8 @@
 """The edge runtime: objects, loading, matchers, and handlers deployed to a real PoP."""
 
 import asyncio
+import inspect
+import linecache
 
 import pytest
 from test_services_support import LoopbackEdge, alive, metrics, request, wait_until
@@ -95,6 +97,35 @@ def test_handler_source_from_a_function():
     source = handler_source(geo_redirect)
     assert source.startswith("async def geo_redirect")
     assert load_handler(source).kind == "fetch"
+
+
+def test_handler_source_from_a_class_and_function_defined_in_a_notebook_cell():
+    """Jupyter compiles a cell under a file name of its own and keeps its text in linecache;
+    `inspect.getsource` finds no file for a class of __main__, so deploy reads the cell."""
+    cell = (
+        "import json\n\n"
+        "class Counter:\n"
+        "    def __init__(self, state, env):\n"
+        "        self.state = state\n\n"
+        "    async def fetch(self, request):\n"
+        "        return Response.text('1')\n\n\n"
+        "async def fetch(request, env, ctx):\n"
+        "    return await env.actors.get('Counter', 'a').fetch(request)\n"
+    )
+    name = "/tmp/ipykernel_0/cell-1.py"  # a name no file has, as a cell's
+    linecache.cache[name] = (len(cell), None, cell.splitlines(True), name)
+    space = {"__name__": "__main__", "Response": Response}
+    try:
+        exec(compile(cell, name, "exec"), space)
+        with pytest.raises((OSError, TypeError)):  # what deploy() met before (TypeError in
+            inspect.getsource(space["Counter"])  # a kernel: its __main__ has no file)
+        source = handler_source([space["Counter"], space["fetch"]])
+    finally:
+        del linecache.cache[name]
+    assert source.startswith("class Counter:") and "async def fetch(request" in source
+    assert load_handler(source).kind == "fetch"
+    with pytest.raises(TypeError, match="the handler comes last"):
+        handler_source([space["fetch"], space["Counter"]])
 
 
 # -- deployed to a real PoP ----------------------------------------------------
@@ -232,6 +263,8 @@ async def fetch(request, env, ctx):
 def test_env_cache_and_streaming_and_wait_until(world, pop):
     source = """
 import asyncio
+import inspect
+import linecache
 
 DONE = []
 

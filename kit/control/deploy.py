@@ -16,7 +16,9 @@ gives {name: "unix:..."}), since the notebook cannot reach a world host's IP.
 
 `deploy` ships source code, not a pickled function: it takes a function (its
 source is read with `inspect.getsource`, which works for notebook cells), a list
-of functions (helpers first), a module, or a source string.
+of functions and classes (helpers first, the handler last: an actor's class
+defined in a cell is read from that cell's text, which `inspect` cannot find),
+a module, or a source string.
 
 A deploy is all-or-nothing across the PoPs, in two phases: every PoP first
 loads the handler into a worker next to the one it is serving (this is the
@@ -34,7 +36,9 @@ use from a cell.
 
 from __future__ import annotations
 
+import ast
 import inspect
+import linecache
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -71,15 +75,58 @@ class Deployed:
     cold_start_ms: float
 
 
+def cell_text(obj: Any) -> str | None:
+    """The whole text of the notebook cell (or file) that defined a function or class.
+
+    Jupyter keeps each cell's text in `linecache` under the cell's own file name,
+    which a function's code object carries (a class's, through its methods)."""
+    functions = [obj] if inspect.isfunction(obj) else []
+    if inspect.isclass(obj):
+        functions = [v for v in vars(obj).values() if inspect.isfunction(v)]
+    for function in functions:
+        lines = linecache.getlines(function.__code__.co_filename)
+        if lines:
+            return "".join(lines)
+    return None
+
+
+def definition_in(text: str, name: str) -> str | None:
+    """The text of the top-level class or function called `name` in `text`, if there is one."""
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name == name:
+                start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+                return "\n".join(text.splitlines()[start - 1 : node.end_lineno])
+    return None
+
+
+def definition_source(obj: Any) -> str:
+    """The source of one function or class, also for a class defined in a notebook cell."""
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):  # a class of __main__ (a cell): inspect finds no file
+        text = cell_text(obj)
+        if text is None:
+            raise TypeError(
+                f"the source of {obj.__name__} was not found: pass the source as a string"
+            ) from None
+    found = definition_in(text, obj.__name__)
+    if found is None:
+        raise TypeError(f"class {obj.__name__} is not in the text of the cell that defined it")
+    return found
+
+
 def handler_source(code: Code) -> str:
-    """The Python source to ship for a function, functions, module or string."""
+    """The Python source to ship for a function, functions and classes, module or string."""
     if isinstance(code, str):
         return textwrap.dedent(code)
     if isinstance(code, ModuleType):
         return inspect.getsource(code)
     functions = [code] if callable(code) else list(code)
-    source = "\n\n".join(textwrap.dedent(inspect.getsource(f)) for f in functions)
     entry = functions[-1]
+    if inspect.isclass(entry):
+        raise TypeError(f"the handler comes last: a function, not the class {entry.__name__}")
+    source = "\n\n".join(definition_source(f) for f in functions)
     if entry.__name__ not in ("fetch", "middleware"):
         # A function named e.g. `geo_redirect`: its arity says which form it is.
         kind = "middleware" if len(inspect.signature(entry).parameters) == 4 else "fetch"

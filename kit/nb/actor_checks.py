@@ -40,11 +40,9 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import linecache
 import random
 import shlex
 import sys
-import textwrap
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -55,6 +53,7 @@ import pandas as pd
 
 from kit.control import DeployError
 from kit.control import deploy as _deploy
+from kit.control.deploy import cell_text, definition_in, definition_source
 from kit.nb.checks import CheckFailed, expect
 
 CITIES = ["user-tokyo", "user-berlin", "user-london", "user-newyork", "user-singapore"]
@@ -65,36 +64,18 @@ UNANSWERED = (0, 504)  # no answer in time: the client gave up, or the PoP's tim
 # -- the learner's code as a handler module -------------------------------------------
 
 
-def _cell_source(obj: Any) -> str | None:
-    """The text of the notebook cell (or file) that defined a class or function."""
-    functions = [obj] if inspect.isfunction(obj) else []
-    if inspect.isclass(obj):
-        functions = [v for v in vars(obj).values() if inspect.isfunction(v)]
-    for function in functions:
-        lines = linecache.getlines(function.__code__.co_filename)
-        if lines:
-            return "".join(lines)
-    return None
-
-
 def _definition(obj: Any, name: str) -> tuple[str, list[str]]:
     """The source of one definition, and the top-level imports of the cell it is in."""
-    text = _cell_source(obj)
+    text = cell_text(obj)
     if text is None:
-        return textwrap.dedent(inspect.getsource(obj)), []
+        return definition_source(obj), []
     tree = ast.parse(text)
     imports = [
         ast.get_source_segment(text, node) or ""
         for node in tree.body
         if isinstance(node, ast.Import | ast.ImportFrom)
     ]
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            if node.name == name:
-                start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-                lines = text.splitlines()[start - 1 : node.end_lineno]
-                return "\n".join(lines), imports
-    return textwrap.dedent(inspect.getsource(obj)), imports
+    return definition_in(text, name) or definition_source(obj), imports
 
 
 def yours(*names: str, namespace: Mapping[str, Any] | None = None) -> str | None:
