@@ -36,12 +36,18 @@ bundle: setup
 clean:
 	@$(PY) -m kit clean
 
+# Every benchmark in bench/, in the chapters' order (each prints its own tables).
 bench: setup
 	$(PY) bench/world_bench.py
 	$(PY) bench/edge_bench.py
 	$(PY) bench/handlers_bench.py
+	$(PY) bench/esi_bench.py
+	$(PY) bench/cache_bench.py
 	$(PY) bench/db_bench.py
 	$(PY) bench/actor_bench.py
+	$(PY) bench/iot_bench.py
+	$(PY) bench/offline_bench.py
+	$(PY) bench/pwa_bench.py
 	$(PY) bench/classroom_bench.py
 	$(PY) bench/notebook_bench.py
 
