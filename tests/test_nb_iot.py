@@ -23,6 +23,7 @@ import matplotlib
 import paho.mqtt.client as mqtt
 import pandas as pd
 import pytest
+from test_services_support import wait_until
 
 from kit.control.client import request as control_request
 from kit.nb.checks import CheckFailed
@@ -286,14 +287,10 @@ def test_the_local_program_forwards_what_the_class_returns_and_flushes(tmp_path,
         client.publish("factory/m1/telemetry", json.dumps(reading), qos=1)
     client.publish("factory/m1/telemetry", b"not json", qos=1)
     client.publish("factory/m1/debug", json.dumps(reading), qos=1)
-    deadline = time.monotonic() + 15  # the program has taken all 14 (its report says so)
-    while json.loads(report.read_text())["messages"] < 14 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: json.loads(report.read_text())["messages"] >= 14, 15)  # all 14 taken
     proc.terminate()  # flush: the partial window 10..11
     proc.wait(10)
-    deadline = time.monotonic() + 15  # the flushed summary is the last to arrive
-    while not any(o.get("first") == 10 for o in out) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: any(o.get("first") == 10 for o in out), 15)  # the flushed one, last
     client.loop_stop()
     summaries = sorted((o["first"], o["last"], o["count"]) for o in out if "first" in o)
     assert summaries == [(0, 4, 5), (5, 9, 5), (10, 11, 2)]

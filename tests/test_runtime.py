@@ -263,8 +263,6 @@ async def fetch(request, env, ctx):
 def test_env_cache_and_streaming_and_wait_until(world, pop):
     source = """
 import asyncio
-import inspect
-import linecache
 
 DONE = []
 

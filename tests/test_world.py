@@ -4,6 +4,7 @@ import statistics
 import time
 
 import pytest
+from test_services_support import wait_until
 
 from kit.net import WorldError, fidelity
 from kit.net.faults import flapping, parse_schedule, play, random_schedule
@@ -151,9 +152,7 @@ def test_jitter_delays_but_never_reorders(world):
 
 def test_bandwidth_limit_is_applied_on_a_running_link(world):
     world.start_service("pop-frankfurt", ["iperf", "-s", "-p", "5001"], name="iperf")
-    deadline = time.monotonic() + 15  # until the server listens
-    while ":5001" not in world.run("pop-frankfurt", "ss -ltn") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: ":5001" in world.run("pop-frankfurt", "ss -ltn"), 15)  # it listens
     out = world.run("iot-core", f"iperf -c {world.ip('pop-frankfurt')} -p 5001 -t 3 -f k -y C")
     kbits = int(out.strip().splitlines()[-1].split(",")[-1]) / 1000
     assert kbits == pytest.approx(2000, rel=0.2)  # the factory uplink is 2 Mbit/s

@@ -186,7 +186,8 @@ class KvService:
         return web.json_response({"home": home})
 
     async def peers_route(self, request: web.Request) -> web.Response:
-        secret = (await request.json()).get("secret")
+        body = await request.json()
+        secret = body.get("secret") if isinstance(body, dict) else None
         if not isinstance(secret, str) or len(secret) < 16:
             return json_error(400, 'send {"secret": "..."} (16 characters or more)')
         self.peer_secret = secret

@@ -40,7 +40,7 @@ from yarl import URL
 from kit.runtime.actors import ActorError
 from kit.runtime.bindings import FetchError
 from kit.runtime.http import Request, Response
-from kit.services.kv import PEER_SECRET_HEADER as SECRET_HEADER
+from kit.services.kv import PEER_SECRET_HEADER
 from kit.services.workers import HandlerFailed
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class ActorRouter:
         forwarded = Request(url, request.method, request.headers, await request.read())
         forwarded.client_ip = request.client_ip
         forwarded.headers[ACTOR_HEADER] = f"{actor}/{quote(name, safe='')}"
-        forwarded.headers[SECRET_HEADER] = self.secret
+        forwarded.headers[PEER_SECRET_HEADER] = self.secret
         try:
             upstream = await self.pop.send_upstream(
                 request.method, forwarded.url, forwarded, {}, cache=False, timeout_s=ACTOR_TIMEOUT_S
@@ -92,7 +92,7 @@ class ActorRouter:
             raise ValueError(f"location={location!r} is not a PoP of this edge; PoPs: {known}")
         claim = json.dumps({"actor": key, "pop": location or self.pop.name})
         url = URL(self.directory + "/placement")
-        headers = {"Content-Type": "application/json", SECRET_HEADER: self.secret}
+        headers = {"Content-Type": "application/json", PEER_SECRET_HEADER: self.secret}
         ask = Request(url, "POST", headers, claim)
         try:
             answer = await self.pop.send_upstream(
@@ -129,14 +129,14 @@ class ActorRouter:
 
     async def incoming(self, web_request: web.Request) -> web.StreamResponse:
         """A request another PoP forwarded to an actor living here."""
-        given = web_request.headers.get(SECRET_HEADER, "")
+        given = web_request.headers.get(PEER_SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
             return web.Response(status=403, text="actor requests come from PoPs only\n")
         actor, _, name = web_request.headers[ACTOR_HEADER].partition("/")
         if not actor.isidentifier() or not name:
             return web.Response(status=400, text=f"{ACTOR_HEADER}: expected Class/id\n")
         request = await self.pop.incoming(web_request, web_request.rel_url)
-        for header in (ACTOR_HEADER, SECRET_HEADER):
+        for header in (ACTOR_HEADER, PEER_SECRET_HEADER):
             request.headers.popall(header, None)
         response = await self.run_here(actor, unquote(name), request)
         return await self.pop.send(web_request, response)
