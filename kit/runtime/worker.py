@@ -31,14 +31,15 @@ Limits the worker sets on itself before it loads anything:
   (faulthandler, which works even while a handler never yields), so the PoP can
   tell the learner on which line a stuck handler was.
 
-The worker dies with its PoP (the PoP sets PR_SET_PDEATHSIG) and when the
-socket closes.
+The worker dies with its PoP: it asks for PR_SET_PDEATHSIG first thing, and if
+the PoP died before that, the worker finds its socket closed and ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import faulthandler
 import itertools
 import json
@@ -79,6 +80,7 @@ from kit.runtime.wire import (
     write_message,
 )
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 AFTER_RESPONSE_LIMIT_S = 30.0  # ctx.wait_until work gets this long
 
 
@@ -289,12 +291,19 @@ def limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (now + (megabytes << 20), hard))
 
 
+def die_with_parent() -> None:
+    """SIGKILL this process when its parent (the PoP) ends, as a learner's handler may
+    never return to read the socket that would tell it."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def main(argv: list[str] | None = None) -> None:
     cli = argparse.ArgumentParser(prog="python -m kit.runtime.worker", description=__doc__)
     cli.add_argument("--fd", type=int, required=True, help="the socket pair's end")
     cli.add_argument("--dump-fd", type=int, required=True, help="where SIGUSR1 writes the stack")
     cli.add_argument("--memory-mb", type=int, default=128, help="memory a handler may use")
     args = cli.parse_args(argv)
+    die_with_parent()
     faulthandler.register(signal.SIGUSR1, file=os.fdopen(args.dump_fd, "w"), all_threads=False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is for the PoP
     sock = socket.socket(fileno=args.fd)

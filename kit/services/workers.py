@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import os
 import re
@@ -66,7 +65,6 @@ START_LIMIT_S = 40.0  # starting Python on a busy 2-core VM (20 s was seen to ru
 LOAD_LIMIT_S = 10.0
 SPARE_NICE = 10  # a spare worker starts at this CPU priority (see Spares)
 REFILL_AFTER_S = 0.05  # the next spare is forked this long after one is taken
-PR_SET_PDEATHSIG = 1
 
 # A binding served by the PoP: (op, request, options, response to store) -> answer.
 Bindings = Callable[[str, Request | None, dict[str, Any], Response | None], Awaitable[Any]]
@@ -88,19 +86,12 @@ class InFlight:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _die_with_parent(nice: int = 0) -> Callable[[], None]:
-    def in_child() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        os.nice(nice)
-
-    return in_child
-
-
 class Worker:
     """One worker process (see the module docstring)."""
 
-    def __init__(self, memory_mb: int) -> None:
-        self.memory_mb = memory_mb
+    def __init__(self, memory_mb: int, nice: int = 0) -> None:
+        self.memory_mb, self.nice = memory_mb, nice  # nice: its CPU priority (see Spares)
+        self.proc: subprocess.Popen | None = None
         self.ids = itertools.count(1)
         self.in_flight: dict[int, InFlight] = {}
         self.streams = BodyStreams()
@@ -109,8 +100,14 @@ class Worker:
         self.bindings: Bindings | None = None
         self.source = ""
 
-    async def start(self, nice: int = 0) -> Worker:
-        """Start the process (at CPU priority ``nice``) and wait until it says it is ready."""
+    async def start(self) -> Worker:
+        """Start the process (at CPU priority ``self.nice``) and wait until it says it is ready.
+
+        No code runs in the child between fork and exec (no ``preexec_fn``, which is
+        unsafe in a process with threads, and would hold this event loop until the
+        child, already at low priority, reached exec): the worker asks for
+        PR_SET_PDEATHSIG itself, and the priority is set from here.
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         dump_read, dump_write = os.pipe()
         os.set_blocking(dump_read, False)
@@ -121,8 +118,8 @@ class Worker:
                 + ["--dump-fd", str(dump_write), "--memory-mb", str(self.memory_mb)],
                 pass_fds=(theirs.fileno(), dump_write),
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent(nice),
             )
+            self.renice(self.nice)
         finally:
             theirs.close()
             os.close(dump_write)
@@ -137,6 +134,13 @@ class Worker:
         assert header["t"] == "ready", header
         self.start_ms = (time.perf_counter() - started) * 1000
         return self
+
+    def renice(self, nice: int) -> None:
+        """Set the process's CPU priority (before it starts: the one it will start at)."""
+        self.nice = nice
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
 
     async def load(
         self,
@@ -343,7 +347,10 @@ class Worker:
             self.death = why
         if self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait()
+        # SIGKILL ends it at once, unless it is inside a disk write: this event loop
+        # serves every request of the PoP, so wait a little, and let Python reap it later.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1)
         self.writer.close()
         with contextlib.suppress(OSError):
             os.close(self.dump_fd)
@@ -366,16 +373,19 @@ class Spares:
     happens in the PoP's process), at a lower CPU priority (nice `SPARE_NICE`):
     starting Python takes a core for about 100 ms, and must not slow the request
     or the deploy that has just taken the spare (its cold start is what a chapter
-    times). A spare that is taken gets normal priority.
+    times). A spare that is taken gets normal priority at once, even while it is
+    still starting: a deploy waiting for it must not wait behind every busy process.
     """
 
     def __init__(self, memory_mb: int) -> None:
         self.memory_mb = memory_mb
+        self.spare: Worker | None = None
         self.next: asyncio.Task[Worker] | None = None
 
     def prepare(self) -> None:
         if self.next is None:
-            self.next = asyncio.create_task(Worker(self.memory_mb).start(nice=SPARE_NICE))
+            self.spare = Worker(self.memory_mb, nice=SPARE_NICE)
+            self.next = asyncio.create_task(self.spare.start())
 
     async def ready(self) -> None:
         """Wait until a spare is started and idle (without taking it)."""
@@ -386,14 +396,12 @@ class Spares:
     async def take(self) -> Worker:
         """A ready worker (the spare if there is one); the next spare starts right after."""
         self.prepare()
-        assert self.next is not None
+        assert self.next is not None and self.spare is not None
         task, self.next = self.next, None
+        self.spare.renice(0)
         # Forking Python is done in this process: after the request at hand is served.
         asyncio.get_running_loop().call_later(REFILL_AFTER_S, self.prepare)
-        worker = await task
-        with contextlib.suppress(ProcessLookupError):
-            os.setpriority(os.PRIO_PROCESS, worker.proc.pid, 0)
-        return worker
+        return await task
 
     async def close(self) -> None:
         if self.next is not None:
