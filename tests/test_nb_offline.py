@@ -98,6 +98,13 @@ def test_lost_operations_say_what_happened_to_them():
     del run.applied[op.text]
     run.attempts[5][2] = 503
     assert "a 5xx means the server did not apply it" in rejected(run)
+    # Every lost one got a 503, but another's answer was lost (it was applied) and it was
+    # never sent again: the outbox let go before the answer, not because of the 503.
+    run.attempts[7][2] = "TimeoutError"
+    assert "op 7 after its answer was lost: an entry may leave the outbox only after" in (
+        rejected(run)
+    )
+    run.attempts[7][2] = 201
     run.attempts[5][2] = "RemoteDisconnected"
     assert "only after the server answered it" in rejected(run)
     run.restarted_after, run.restarted_at = 10, 10

@@ -426,6 +426,9 @@ class OutboxProbe:
         return run
 
 
+AFTER_THE_ANSWER = "an entry may leave the outbox only after the server answered it"
+
+
 def judge_outbox(run: OutboxRun) -> None:
     """Raise CheckFailed naming the first property `run` breaks."""
     seed = f"(seed {run.seed})"
@@ -477,7 +480,14 @@ def judge_outbox(run: OutboxRun) -> None:
         )
         last = {o.text: (tries.get(o.text) or [[None, None, None]])[-1][2] for o in lost}
         unanswered = [o for o in lost if tries.get(o.text) and not isinstance(last[o.text], int)]
-        if all(isinstance(status, int) and status >= 500 for status in last.values()):
+        # Any operation, applied or not, whose last attempt got no answer left the outbox
+        # without one: a lost answer (the server applied it) is never resent either.
+        left_unanswered = [
+            o for o in run.ops if tries.get(o.text) and not isinstance(tries[o.text][-1][2], int)
+        ]
+        if not left_unanswered and all(
+            isinstance(status, int) and status >= 500 for status in last.values()
+        ):
             why = (
                 f"answered {last[op.text]} and never sent again: a 5xx means the server did not "
                 "apply it, so it stays in the outbox"
@@ -491,7 +501,13 @@ def judge_outbox(run: OutboxRun) -> None:
             op = unanswered[0]
             why = (
                 f"its last attempt got {last[op.text]} (no answer) and it was never sent again: "
-                "an entry may leave the outbox only after the server answered it"
+                f"{AFTER_THE_ANSWER}"
+            )
+        elif left_unanswered:
+            gone = left_unanswered[0]
+            why = (
+                f"answered {last[op.text]} and never sent again, nor was op {gone.index} after "
+                f"its answer was lost: {AFTER_THE_ANSWER}"
             )
         else:
             why = "never sent at all: does every added operation reach replay?"
