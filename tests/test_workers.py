@@ -7,6 +7,7 @@ own event loop, with no world: what is tested is the process, not the network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from kit.services.workers import SPARE_NICE, Spares
+from kit.services.workers import SPARE_NICE, Spares, Worker
 from tests.test_services_support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,3 +100,24 @@ def test_a_busy_worker_ends_when_its_pop_is_killed():
             parent.wait()
         if worker_pid and alive(worker_pid):  # leave nothing behind, even on failure
             os.kill(worker_pid, signal.SIGKILL)
+
+
+def test_killing_a_worker_twice_leaves_other_files_open():
+    """Evicted, then retired: a second kill must not close a descriptor that took the
+    number of the worker's own (the PoP's sockets were cut that way)."""
+
+    async def scenario() -> None:
+        worker = await Worker(64).start()
+        number = worker.dump_fd
+        worker.kill("evicted")
+        reader, writer = os.pipe()  # the lowest free numbers: the dump's is one of them
+        try:
+            assert number in (reader, writer), "the test needs the freed number reused"
+            worker.kill("retired")
+            os.fstat(reader), os.fstat(writer)  # raises if the second kill closed one
+        finally:
+            for fd in (reader, writer):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    asyncio.run(scenario())

@@ -317,10 +317,9 @@ class Worker:
 
     async def stuck_line(self) -> tuple[int, str] | None:
         """Where the worker's main thread is now (handler.py line, source), via SIGUSR1."""
-        try:
-            os.kill(self.proc.pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            return None
+        if self.proc.poll() is not None or self.dump_fd < 0:
+            return None  # it has ended (and its pid may be another process's by now)
+        self.proc.send_signal(signal.SIGUSR1)
         dump = b""
         for _ in range(50):  # faulthandler writes at once, from its signal handler
             await asyncio.sleep(0.01)
@@ -342,7 +341,10 @@ class Worker:
             return None
 
     def kill(self, why: str, status: int = 503) -> None:
-        """End the process; every request still inside it fails with `why`."""
+        """End the process; every request still inside it fails with `why`.
+
+        A worker can be killed more than once (evicted, then retired): every step
+        here must be safe to repeat."""
         if self.death is None:
             self.death = why
         if self.proc.poll() is None:
@@ -352,8 +354,9 @@ class Worker:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=1)
         self.writer.close()
-        with contextlib.suppress(OSError):
+        if self.dump_fd >= 0:  # once: closing it again could close whatever reuses its number
             os.close(self.dump_fd)
+            self.dump_fd = -1
         gone = HandlerFailed(status, why)
         for flight in self.in_flight.values():
             if not flight.head.done():
