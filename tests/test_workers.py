@@ -33,16 +33,17 @@ def test_a_spare_taken_while_it_starts_gets_normal_priority_at_once():
         spares = Spares(64)
         spares.prepare()
         await asyncio.sleep(0)  # the spare's process is forked, at low priority
-        assert spares.spare is not None and spares.spare.proc is not None
-        starting = priority(spares.spare.proc.pid)
+        assert spares.next is not None
+        spare = spares.next[0]
+        starting = priority(spare.proc.pid)
         taking = asyncio.create_task(spares.take())
         await asyncio.sleep(0)  # take() has run up to its wait for the start
         assert not taking.done(), "the spare was ready too soon to test this"
-        while_starting = priority(spares.spare.proc.pid)
+        while_starting = priority(spare.proc.pid)
         worker = await taking
         await spares.ready()  # the next spare, started after the take
-        assert spares.spare is not None and spares.spare.proc is not None
-        next_spare = priority(spares.spare.proc.pid)
+        assert spares.next is not None
+        next_spare = priority(spares.next[0].proc.pid)
         worker.kill("test over")
         await spares.close()
         return starting, while_starting, next_spare

@@ -112,7 +112,7 @@ def definition_source(obj: Any) -> str:
             ) from None
     found = definition_in(text, obj.__name__)
     if found is None:
-        raise TypeError(f"class {obj.__name__} is not in the text of the cell that defined it")
+        raise TypeError(f"{obj.__name__} is not in the text of the cell that defined it")
     return found
 
 

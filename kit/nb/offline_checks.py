@@ -479,12 +479,12 @@ def judge_outbox(run: OutboxRun) -> None:
             o.index < run.restarted_after and o.text not in after for o in lost
         )
         last = {o.text: (tries.get(o.text) or [[None, None, None]])[-1][2] for o in lost}
-        unanswered = [o for o in lost if tries.get(o.text) and not isinstance(last[o.text], int)]
         # Any operation, applied or not, whose last attempt got no answer left the outbox
         # without one: a lost answer (the server applied it) is never resent either.
         left_unanswered = [
             o for o in run.ops if tries.get(o.text) and not isinstance(tries[o.text][-1][2], int)
         ]
+        unanswered = [o for o in left_unanswered if o.text in last]  # those never applied
         if not left_unanswered and all(
             isinstance(status, int) and status >= 500 for status in last.values()
         ):
@@ -505,9 +505,10 @@ def judge_outbox(run: OutboxRun) -> None:
             )
         elif left_unanswered:
             gone = left_unanswered[0]
+            fate = f"answered {last[op.text]}" if last[op.text] is not None else "never sent"
             why = (
-                f"answered {last[op.text]} and never sent again, nor was op {gone.index} after "
-                f"its answer was lost: {AFTER_THE_ANSWER}"
+                f"{fate}, and op {gone.index} was never sent again after its answer was lost: "
+                f"{AFTER_THE_ANSWER}"
             )
         else:
             why = "never sent at all: does every added operation reach replay?"

@@ -382,36 +382,36 @@ class Spares:
 
     def __init__(self, memory_mb: int) -> None:
         self.memory_mb = memory_mb
-        self.spare: Worker | None = None
-        self.next: asyncio.Task[Worker] | None = None
+        # The spare, and its start (the worker is known before it is ready: see take).
+        self.next: tuple[Worker, asyncio.Task[Worker]] | None = None
 
     def prepare(self) -> None:
         if self.next is None:
-            self.spare = Worker(self.memory_mb, nice=SPARE_NICE)
-            self.next = asyncio.create_task(self.spare.start())
+            spare = Worker(self.memory_mb, nice=SPARE_NICE)
+            self.next = spare, asyncio.create_task(spare.start())
 
     async def ready(self) -> None:
         """Wait until a spare is started and idle (without taking it)."""
         self.prepare()
         assert self.next is not None
-        await asyncio.shield(self.next)
+        await asyncio.shield(self.next[1])
 
     async def take(self) -> Worker:
         """A ready worker (the spare if there is one); the next spare starts right after."""
         self.prepare()
-        assert self.next is not None and self.spare is not None
-        task, self.next = self.next, None
-        self.spare.renice(0)
+        assert self.next is not None
+        (spare, started), self.next = self.next, None
+        spare.renice(0)
         # Forking Python is done in this process: after the request at hand is served.
         asyncio.get_running_loop().call_later(REFILL_AFTER_S, self.prepare)
-        return await task
+        return await started
 
     async def close(self) -> None:
         if self.next is not None:
-            task, self.next = self.next, None
-            task.cancel()
+            (_, started), self.next = self.next, None
+            started.cancel()
             with contextlib.suppress(BaseException):
-                (await task).kill("the PoP stopped")
+                (await started).kill("the PoP stopped")
 
 
 @dataclass
